@@ -1,0 +1,6 @@
+name 'jira'
+maintainer 'jira-images'
+description 'Installs and configures Atlassian Jira Software from the installer archive in the image workspace'
+version '1.0.0'
+chef_version '>= 17.5'
+supports 'amazon', '>= 2023'

@@ -1,0 +1,56 @@
+# Everything environment-specific: jira-config.properties, the dbconfig.xml template (without the
+# password) and the name of the secret that holds the password. Runs in both Chef stages.
+config_dir = node['jira']['config_dir']
+helper_dir = node['jira']['helper_dir']
+db = node['jira']['db']
+
+unless %w(ssm secretsmanager).include?(db['password_store'])
+  raise "node['jira']['db']['password_store'] must be 'ssm' or 'secretsmanager', not #{db['password_store'].inspect}"
+end
+
+directory config_dir do
+  owner 'root'
+  group node['jira']['group']
+  mode '0750'
+end
+
+directory helper_dir do
+  mode '0755'
+  recursive true
+end
+
+template ::File.join(node['jira']['home'], 'jira-config.properties') do
+  source 'jira-config.properties.erb'
+  owner node['jira']['user']
+  group node['jira']['group']
+  mode '0640'
+  variables(properties: node['jira']['config_properties'].to_h)
+end
+
+template ::File.join(config_dir, 'dbconfig.xml.tmpl') do
+  source 'dbconfig.xml.erb'
+  owner 'root'
+  group node['jira']['group']
+  mode '0640'
+  variables(db: db.to_h)
+end
+
+# Only the secret's name and store; the value is fetched at service start.
+template ::File.join(config_dir, 'db-secret.env') do
+  source 'db-secret.env.erb'
+  owner 'root'
+  group 'root'
+  mode '0644'
+  variables(
+    store: db['password_store'],
+    name: db['password_name'],
+    home: node['jira']['home'],
+    user: node['jira']['user'],
+    group: node['jira']['group']
+  )
+end
+
+cookbook_file ::File.join(helper_dir, 'jira-db-secret') do
+  source 'jira-db-secret.sh'
+  mode '0755'
+end

@@ -1,0 +1,1 @@
+package node['jira']['java']['package']
