@@ -1,0 +1,52 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseStackConfig, type StackConfig } from "./src/config.ts";
+import { customStageName, lineage, realTemplateFs, validateStages } from "./src/stages.ts";
+import { ImagePipeline } from "./src/pipeline.ts";
+import { JiraEnvironment } from "./src/instances.ts";
+import { declareStages } from "./stages/index.ts";
+
+export interface JiraImagesOptions {
+  /** Folder holding packer/ and src/runner/; defaults to this file's folder. */
+  projectRoot?: string;
+  /** Defaults to the current stack's config (Pulumi.<stack>.yaml). */
+  config?: StackConfig;
+}
+
+/**
+ * The program: builds the stack's image chain and launches its environment's instances.
+ * Pulumi calls this default export and makes its result the stack outputs; tests call it once
+ * per stack under runtime mocks.
+ */
+export default function jiraImages(options: JiraImagesOptions = {}) {
+  const projectRoot = options.projectRoot ?? dirname(fileURLToPath(import.meta.url));
+  const stack = pulumi.getStack();
+  const config = options.config ?? parseStackConfig(pulumi.runtime.allConfig(), { stack, file: `Pulumi.${stack}.yaml` });
+
+  // Everything is checked before the first resource is declared.
+  const stages = validateStages(declareStages(config), realTemplateFs(projectRoot));
+  const leaf = customStageName(config.environment);
+
+  const pipeline = new ImagePipeline("images", {
+    stages,
+    projectRoot,
+    region: config.region,
+    timeoutSeconds: config.buildTimeoutSeconds,
+  });
+  const image = pipeline.stage(leaf);
+
+  const provider = new aws.Provider(`aws-${config.region}`, { region: config.region });
+  const environment = new JiraEnvironment(
+    config.environment,
+    { config, image: { stage: leaf, lineage: lineage(stages, leaf), amiId: image.amiId, inputsHash: image.inputs.inputsHash } },
+    { providers: [provider] },
+  );
+
+  return {
+    amiIds: pipeline.amiIds,
+    images: pipeline.images,
+    instances: environment.summary,
+  };
+}

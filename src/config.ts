@@ -1,0 +1,417 @@
+import { readFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { JiraImagesError } from "./errors.ts";
+import { AmiIdSchema, RegionSchema } from "./runner/result.ts";
+
+/** Pulumi project name: the config namespace and the middle of every stack reference name. */
+export const PROJECT = "jira-images";
+
+/** Hard AWS limit on EC2 user data (raw, before base64). */
+export const USER_DATA_HARD_LIMIT_BYTES = 16 * 1024;
+
+type Kind = "string" | "integer" | "boolean" | "array";
+
+interface Setting<T> {
+  kind: Kind;
+  description: string;
+  /** Absent means required: the stack file must set it. Mirrored by `default:` in Pulumi.yaml. */
+  default?: T;
+  /** What a valid value looks like, used in the error message. */
+  expect: string;
+  /** A valid value for the `pulumi config set` hint. */
+  example: string;
+  schema: z.ZodType<T>;
+}
+
+function setting<T>(s: Setting<T>): Setting<T> {
+  return s;
+}
+
+const label = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
+const instanceType = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
+const cidr = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d|[12]\d|3[0-2])$/;
+const tagPair = /^[^=\s][^=]{0,127}=[^\n]{0,256}$/;
+
+function isCidr(value: string): boolean {
+  const m = cidr.exec(value);
+  return m !== null && m.slice(1, 5).every((octet) => Number(octet) <= 255);
+}
+
+function isHttpUrl(value: string): boolean {
+  if (!/^https?:\/\/[^\s'"`$\\]+$/.test(value)) return false;
+  try {
+    new URL(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Every setting of the project namespace. Pulumi.yaml declares the same keys, kinds and defaults
+ * (a test keeps them in step), because the CLI applies those defaults but Pulumi's test mocks do not.
+ */
+export const SETTINGS = {
+  region: setting({
+    kind: "string",
+    description: "AWS region where images are built and instances run.",
+    expect: "an AWS region name",
+    example: "eu-west-1",
+    schema: RegionSchema,
+  }),
+  amiRegions: setting({
+    kind: "array",
+    description: "Extra regions each image is copied to (Packer ami_regions), besides region.",
+    default: [] as string[],
+    expect: "a list of AWS region names",
+    example: '["eu-central-1"]',
+    schema: z.array(RegionSchema),
+  }),
+  sourceAmi: setting({
+    kind: "string",
+    description: "Pinned source AMI for the base stage; empty uses sourceAmiOwners + sourceAmiNameFilter.",
+    default: "",
+    expect: 'an AMI ID (ami-xxxxxxxx) or ""',
+    example: "ami-0123456789abcdef0",
+    schema: z.union([z.literal(""), AmiIdSchema]),
+  }),
+  sourceAmiOwners: setting({
+    kind: "array",
+    description: "Owners of the source OS image (used when sourceAmi is empty).",
+    default: ["amazon"],
+    expect: 'a non-empty list of owner aliases or account IDs, e.g. ["amazon"]',
+    example: '["amazon"]',
+    schema: z.array(z.string().regex(/^(amazon|aws-marketplace|self|\d{12})$/)).min(1),
+  }),
+  sourceAmiNameFilter: setting({
+    kind: "string",
+    description: "Name filter of the source OS image (newest match wins).",
+    default: "al2023-ami-2023.*-x86_64",
+    expect: "a non-empty AMI name pattern",
+    example: "al2023-ami-2023.*-x86_64",
+    schema: z.string().min(1).max(128),
+  }),
+  sshUsername: setting({
+    kind: "string",
+    description: "SSH user Packer connects as on the build instance (depends on the OS).",
+    default: "ec2-user",
+    expect: "a Unix user name",
+    example: "ec2-user",
+    schema: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/),
+  }),
+  jiraVersion: setting({
+    kind: "string",
+    description: "Jira Software version; the installer packer/files/atlassian-jira-software-<version>.tar.gz must exist.",
+    default: "9.12.15",
+    expect: "a version such as 9.12.15",
+    example: "9.12.15",
+    schema: z.string().regex(/^\d+\.\d+\.\d+$/),
+  }),
+  buildInstanceType: setting({
+    kind: "string",
+    description: "EC2 instance type of Packer's temporary build instance.",
+    default: "t3.medium",
+    expect: "an EC2 instance type",
+    example: "t3.medium",
+    schema: z.string().regex(instanceType),
+  }),
+  instanceType: setting({
+    kind: "string",
+    description: "EC2 instance type of the environment's Jira instances.",
+    default: "t3.large",
+    expect: "an EC2 instance type",
+    example: "t3.large",
+    schema: z.string().regex(instanceType),
+  }),
+  environment: setting({
+    kind: "string",
+    description: "Environment name; its image is built by stage custom-<environment>.",
+    expect: "a lower-case name such as dev or prod",
+    example: "dev",
+    schema: z.string().regex(label),
+  }),
+  chefNode: setting({
+    kind: "string",
+    description: "Chef node of the environment (packer/chef/nodes/<chefNode>.json), the old TARGET_NODE.",
+    expect: "a Chef node name such as dev",
+    example: "dev",
+    schema: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/),
+  }),
+  instanceCount: setting({
+    kind: "integer",
+    description: "Number of Jira instances launched from the environment's image (0: build images only).",
+    default: 1,
+    expect: "an integer from 0 to 20",
+    example: "1",
+    schema: z.int().min(0).max(20),
+  }),
+  vpcId: setting({
+    kind: "string",
+    description: "VPC of the instances; empty uses the region's default VPC.",
+    default: "",
+    expect: 'a VPC ID (vpc-xxxxxxxx) or ""',
+    example: "vpc-0123456789abcdef0",
+    schema: z.union([z.literal(""), z.string().regex(/^vpc-[0-9a-f]{8,17}$/)]),
+  }),
+  subnetIds: setting({
+    kind: "array",
+    description: "Subnets the instances are spread over (round robin); empty uses the VPC's subnets.",
+    default: [] as string[],
+    expect: "a list of subnet IDs (subnet-xxxxxxxx)",
+    example: '["subnet-0123456789abcdef0"]',
+    schema: z.array(z.string().regex(/^subnet-[0-9a-f]{8,17}$/)),
+  }),
+  associatePublicIp: setting({
+    kind: "boolean",
+    description: "Give the instances a public IP address (off by default: reach them through SSM).",
+    default: false,
+    expect: "true or false",
+    example: "false",
+    schema: z.boolean(),
+  }),
+  allowedCidrs: setting({
+    kind: "array",
+    description: "CIDR blocks allowed to reach Jira's HTTP port; empty allows nobody.",
+    default: [] as string[],
+    expect: 'a list of IPv4 CIDR blocks such as ["10.0.0.0/16"]',
+    example: '["10.0.0.0/16"]',
+    schema: z.array(z.string().refine(isCidr)),
+  }),
+  jiraPort: setting({
+    kind: "integer",
+    description: "TCP port Jira listens on.",
+    default: 8080,
+    expect: "a TCP port from 1 to 65535",
+    example: "8080",
+    schema: z.int().min(1).max(65535),
+  }),
+  jiraBaseUrl: setting({
+    kind: "string",
+    description: "Jira base URL handed to the instances in user data; empty leaves it unset.",
+    default: "",
+    expect: 'an http(s) URL without quotes or spaces, or ""',
+    example: "https://jira.example.com",
+    schema: z.union([z.literal(""), z.string().max(512).refine(isHttpUrl)]),
+  }),
+  rootVolumeSizeGb: setting({
+    kind: "integer",
+    description: "Size of the instances' encrypted root volume in GiB (at least the image's size).",
+    default: 30,
+    expect: "an integer from 8 to 16384",
+    example: "30",
+    schema: z.int().min(8).max(16384),
+  }),
+  userDataBudgetBytes: setting({
+    kind: "integer",
+    description: "Byte budget of the instances' user data (AWS hard limit: 16384).",
+    default: 1024,
+    expect: `an integer from 1 to ${USER_DATA_HARD_LIMIT_BYTES}`,
+    example: "1024",
+    schema: z.int().min(1).max(USER_DATA_HARD_LIMIT_BYTES),
+  }),
+  buildTimeoutSeconds: setting({
+    kind: "integer",
+    description: "Timeout of one stage's Packer build, in seconds (the runner interrupts Packer after it).",
+    default: 7200,
+    expect: "an integer from 60 to 86400",
+    example: "7200",
+    schema: z.int().min(60).max(86400),
+  }),
+  tags: setting({
+    kind: "array",
+    description: 'Extra tags on the instances and their IAM role, profile and security group, as "Key=Value" strings.',
+    default: [] as string[],
+    expect: 'a list of "Key=Value" strings',
+    example: '["CostCenter=jira"]',
+    schema: z.array(z.string().regex(tagPair)),
+  }),
+} as const;
+
+export type SettingKey = keyof typeof SETTINGS;
+type SettingValue<K extends SettingKey> = (typeof SETTINGS)[K] extends Setting<infer T> ? T : never;
+
+/** The typed configuration of one stack: the only thing the program reads config through. */
+export type StackConfig = { readonly [K in Exclude<SettingKey, "tags">]: SettingValue<K> } & {
+  readonly stack: string;
+  readonly tags: Readonly<Record<string, string>>;
+};
+
+export interface ConfigSource {
+  stack: string;
+  /** The file a user edits to fix a value, named in every error. */
+  file: string;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = current;
+    }
+  }
+  return row[b.length]!;
+}
+
+function closestKey(key: string): SettingKey | undefined {
+  let best: SettingKey | undefined;
+  let bestDistance = 4;
+  for (const candidate of Object.keys(SETTINGS) as SettingKey[]) {
+    const d = editDistance(key.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** Pulumi hands every config value to a program as a string; non-strings arrive as JSON. */
+function decode(kind: Kind, raw: string): unknown {
+  if (kind === "string") return raw;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+}
+
+function shellQuote(value: string): string {
+  return /^[A-Za-z0-9_./:=,@-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * Turns a stack's raw config (`"jira-images:key" -> string`, as `pulumi.runtime.allConfig()` gives
+ * it) into a StackConfig. Every problem is reported at once, one line each, naming the stack file,
+ * the key and a command that fixes it. Keys of other namespaces (e.g. `aws:`) are ignored.
+ */
+export function parseStackConfig(raw: Readonly<Record<string, string>>, source: ConfigSource): StackConfig {
+  const problems: string[] = [];
+  // `pulumi config set` stores a string; typed values are best written into the stack file.
+  const fix = (key: string, value: string) =>
+    SETTINGS[key as SettingKey].kind === "string"
+      ? `Fix: pulumi config set --stack ${source.stack} ${PROJECT}:${key} ${shellQuote(value)}`
+      : `Fix: write "${PROJECT}:${key}: ${value}" under config: in ${source.file}`;
+  const where = (key: string) => `${source.file}: ${PROJECT}:${key}`;
+
+  for (const fullKey of Object.keys(raw).sort()) {
+    if (!fullKey.startsWith(`${PROJECT}:`)) continue;
+    const key = fullKey.slice(PROJECT.length + 1);
+    if (!(key in SETTINGS)) {
+      const guess = closestKey(key);
+      problems.push(
+        `${where(key)} is not a setting of this project` +
+          (guess ? ` (did you mean ${PROJECT}:${guess}?)` : "") +
+          `. Fix: pulumi config rm --stack ${source.stack} ${PROJECT}:${key}` +
+          (guess ? ` and set ${PROJECT}:${guess}` : ""),
+      );
+    }
+  }
+
+  const values: Record<string, unknown> = {};
+  for (const key of Object.keys(SETTINGS) as SettingKey[]) {
+    const spec: Setting<unknown> = SETTINGS[key];
+    const rawValue = raw[`${PROJECT}:${key}`];
+    if (rawValue === undefined) {
+      if (spec.default === undefined) {
+        problems.push(`${where(key)} is required (${spec.expect}). ${fix(key, spec.example)}`);
+      } else {
+        values[key] = spec.default;
+      }
+      continue;
+    }
+    const decoded = decode(spec.kind, rawValue);
+    const parsed = spec.schema.safeParse(decoded);
+    if (parsed.success) {
+      values[key] = parsed.data;
+    } else {
+      problems.push(`${where(key)} must be ${spec.expect}, got ${JSON.stringify(rawValue)}. ${fix(key, spec.example)}`);
+    }
+  }
+
+  if (problems.length === 0) {
+    const regions = values.amiRegions as string[];
+    if (regions.includes(values.region as string)) {
+      problems.push(
+        `${where("amiRegions")} lists the build region ${values.region as string}; it holds only the extra copy regions. ` +
+          fix("amiRegions", JSON.stringify(regions.filter((r) => r !== values.region))),
+      );
+    }
+    if ((values.subnetIds as string[]).length > 0 && values.vpcId === "") {
+      problems.push(
+        `${where("vpcId")} is required when subnetIds is set, so that the security group is created in the subnets' VPC. ` +
+          fix("vpcId", SETTINGS.vpcId.example),
+      );
+    }
+    const seenTags = new Set<string>();
+    for (const pair of values.tags as string[]) {
+      const tagKey = pair.slice(0, pair.indexOf("="));
+      if (seenTags.has(tagKey) || RESERVED_TAGS.has(tagKey)) {
+        problems.push(
+          `${where("tags")} ${seenTags.has(tagKey) ? "repeats" : "overrides the program's own"} tag ${tagKey}. ` +
+            `Fix: remove it from ${PROJECT}:tags in ${source.file}`,
+        );
+      }
+      seenTags.add(tagKey);
+    }
+  }
+
+  if (problems.length > 0) {
+    throw new JiraImagesError("CONFIG_INVALID", `stack ${source.stack}:\n  ${problems.join("\n  ")}`);
+  }
+
+  const tags = Object.fromEntries(
+    (values.tags as string[]).map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]),
+  );
+  return { ...(values as Omit<StackConfig, "stack" | "tags">), stack: source.stack, tags };
+}
+
+/** Tags the program sets itself (lineage and ownership); config must not override them. */
+export const RESERVED_TAGS: ReadonlySet<string> = new Set([
+  "Name",
+  "Project",
+  "Stack",
+  "Environment",
+  "Stage",
+  "StageLineage",
+  "SourceAmi",
+  "InputsHash",
+  "ManagedBy",
+]);
+
+/**
+ * Converts a stack file's `config:` map to what the Pulumi runtime hands a program: strings as
+ * they are, everything else as JSON. Used to read a stack file without Pulumi (tests, the driver).
+ */
+export function stackFileToRawConfig(config: Readonly<Record<string, unknown>>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(config).map(([key, value]) => [key, typeof value === "string" ? value : JSON.stringify(value)]),
+  );
+}
+
+/** Reads `Pulumi.<stack>.yaml` under `projectRoot` and returns its raw config map. */
+export function readStackFileConfig(projectRoot: string, stack: string): Record<string, string> {
+  const file = join(projectRoot, `Pulumi.${stack}.yaml`);
+  if (!existsSync(file)) {
+    throw new JiraImagesError(
+      "CONFIG_INVALID",
+      `stack ${stack}: Pulumi.${stack}.yaml does not exist in ${projectRoot}. Fix: pulumi stack init ${stack} and set its config`,
+    );
+  }
+  const doc: unknown = parseYaml(readFileSync(file, "utf8"));
+  const config = (doc as { config?: unknown } | null)?.config ?? {};
+  if (typeof config !== "object" || config === null || Array.isArray(config)) {
+    throw new JiraImagesError("CONFIG_INVALID", `stack ${stack}: Pulumi.${stack}.yaml: "config" must be a map of key: value`);
+  }
+  return stackFileToRawConfig(config as Record<string, unknown>);
+}
+
+/** Parses a stack file without Pulumi (for tools such as the driver's rebuild plan). */
+export function loadStackConfigFile(projectRoot: string, stack: string): StackConfig {
+  return parseStackConfig(readStackFileConfig(projectRoot, stack), { stack, file: `Pulumi.${stack}.yaml` });
+}

@@ -1,0 +1,154 @@
+import { createHash } from "node:crypto";
+import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync } from "node:fs";
+import { join, posix } from "node:path";
+import { readLfsPointerSync } from "./lfs.ts";
+import { validateStages, realTemplateFs, type StageDefinition, type VarValue } from "./stages.ts";
+import type { StackConfig } from "./config.ts";
+import { declareStages } from "../stages/index.ts";
+
+/**
+ * Named inputs of a stage, in the order they appear in the command's `triggers`. Any change
+ * replaces the stage's command (= rebuilds the image); `preview --diff` shows the name.
+ */
+export const TRIGGER_NAMES = ["template", "workspace", "installers", "vars", "parentAmi"] as const;
+export type TriggerName = (typeof TRIGGER_NAMES)[number];
+export type ContentTriggerName = Exclude<TriggerName, "parentAmi">;
+
+/** `parentAmi` of a root stage, whose source is the OS image named in its vars. */
+export const NO_PARENT = "none";
+/** Stand-in for a parent AMI that is not known yet (offline plans, previews). */
+export const PARENT_AMI_UNKNOWN = "<parent-ami>";
+/** Hash of a path that does not exist (e.g. an installer not pulled yet; the runner's preflight stops that build). */
+export const MISSING = "missing";
+
+export interface StageInputs {
+  readonly stage: string;
+  readonly parent: string | undefined;
+  /** Content hashes, `sha256:<hex>`, of what the stage builds from (the parent AMI aside). */
+  readonly hashes: Readonly<Record<ContentTriggerName, string>>;
+  /** One hash of `hashes`: passed to Packer as `inputs_hash` (image tag), computable offline. */
+  readonly inputsHash: string;
+}
+
+const sha256 = () => createHash("sha256");
+
+/**
+ * Content hash of one file: the oid of a git-lfs pointer (the sha256 of the real content, so a
+ * checkout with or without `git lfs pull` hashes the same and an installer is never read whole
+ * just to notice it is a pointer), otherwise the sha256 of the content.
+ */
+export function fileContentHash(absPath: string): string {
+  const pointer = readLfsPointerSync(absPath);
+  if (pointer) return `sha256:${pointer.oid}`;
+  const hash = sha256();
+  const fd = openSync(absPath, "r");
+  try {
+    const buf = Buffer.alloc(1 << 20);
+    for (let n = readSync(fd, buf); n > 0; n = readSync(fd, buf)) hash.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return `sha256:${hash.digest("hex")}`;
+}
+
+/** Files under `rel` (a file or a folder), as sorted project-relative paths with `/`. */
+function listFiles(projectRoot: string, rel: string, include: (path: string) => boolean): string[] | null {
+  const stat = lstatSync(join(projectRoot, rel), { throwIfNoEntry: false });
+  if (!stat) return null;
+  if (!stat.isDirectory()) return include(rel) ? [rel] : [];
+  const out: string[] = [];
+  for (const entry of readdirSync(join(projectRoot, rel)).sort()) {
+    out.push(...(listFiles(projectRoot, posix.join(rel, entry), include) ?? []));
+  }
+  return out;
+}
+
+/**
+ * One hash over files and folders: sorted relative paths and content hashes, no mtimes or
+ * modes, so every checkout of the same commit gets the same value. A missing path counts as
+ * `missing` (it becomes a different hash once the path appears).
+ */
+export function treeHash(projectRoot: string, paths: readonly string[], include: (path: string) => boolean = () => true): string {
+  const hash = sha256();
+  for (const rel of [...paths].map((p) => posix.normalize(p)).sort()) {
+    const files = listFiles(projectRoot, rel, include);
+    if (files === null) {
+      hash.update(`${rel}\0${MISSING}\n`);
+      continue;
+    }
+    for (const file of files.sort()) {
+      const abs = join(projectRoot, file);
+      const stat = lstatSync(abs);
+      const content = stat.isSymbolicLink() ? `symlink:${readlinkSync(abs)}` : fileContentHash(abs);
+      hash.update(`${file}\0${content}\n`);
+    }
+  }
+  return `sha256:${hash.digest("hex")}`;
+}
+
+/**
+ * Var files (`*.pkrvars.hcl`) in a template folder are passed explicitly by the stages that use
+ * them and hashed under `vars`, so that editing prod's var file does not rebuild dev's image.
+ * Packer loads `*.auto.pkrvars.*` by itself: those count as template.
+ */
+export function isTemplateFile(path: string): boolean {
+  return !/\.pkrvars\.(hcl|json)$/.test(path) || /\.auto\.pkrvars\.(hcl|json)$/.test(path);
+}
+
+function canonicalVars(vars: Readonly<Record<string, VarValue>>): string {
+  return JSON.stringify(Object.keys(vars).sort().map((k) => [k, vars[k]]));
+}
+
+/** The named content hashes of one stage, read from the files under `projectRoot`. Pure but for reading files. */
+export function stageInputs(stage: StageDefinition, projectRoot: string): StageInputs {
+  const hashes: Record<ContentTriggerName, string> = {
+    template: treeHash(projectRoot, [stage.template], isTemplateFile),
+    workspace: treeHash(projectRoot, stage.workspace),
+    installers: treeHash(projectRoot, stage.installers),
+    vars: `sha256:${sha256()
+      .update(canonicalVars(stage.vars))
+      .update("\0")
+      .update(treeHash(projectRoot, stage.varFiles))
+      .digest("hex")}`,
+  };
+  const inputsHash = `sha256:${sha256()
+    .update((Object.keys(hashes) as ContentTriggerName[]).map((k) => `${k}=${hashes[k]}`).join("\n"))
+    .digest("hex")}`;
+  return { stage: stage.name, parent: stage.parent, hashes, inputsHash };
+}
+
+/**
+ * The `triggers` of a stage's command: `name=value` strings, so that a preview diff reads e.g.
+ * `triggers[1]: "workspace=sha256:1f…" => "workspace=sha256:9c…"`.
+ */
+export function triggerEntries(inputs: StageInputs, parentAmi: string): string[] {
+  return [...contentTriggers(inputs), parentAmiTrigger(parentAmi)];
+}
+
+/** The first four trigger entries: known before any build runs. */
+export function contentTriggers(inputs: StageInputs): string[] {
+  return TRIGGER_NAMES.filter((name) => name !== "parentAmi").map((name) => `${name}=${inputs.hashes[name]}`);
+}
+
+/** The last trigger entry; a separate element so that an unknown parent AMI leaves the others readable. */
+export function parentAmiTrigger(parentAmi: string): string {
+  return `parentAmi=${parentAmi}`;
+}
+
+export interface PlannedStage extends StageInputs {
+  /** Trigger entries with `parentAmi=<parent-ami>` (unknown offline) or `parentAmi=none` for a root stage. */
+  readonly triggers: readonly string[];
+}
+
+/**
+ * Every stage of a stack with its named input hashes, parents first, computed without Pulumi
+ * from the stack config and the files under `projectRoot` (e.g. for an offline rebuild plan:
+ * compare `inputsHash` with the `InputsHash` tag of the current image). The parent AMI is not
+ * known here: a stage also rebuilds whenever its parent does.
+ */
+export function planStackInputs(config: StackConfig, projectRoot: string): PlannedStage[] {
+  return validateStages(declareStages(config), realTemplateFs(projectRoot)).map((stage) => {
+    const inputs = stageInputs(stage, projectRoot);
+    return { ...inputs, triggers: triggerEntries(inputs, stage.parent === undefined ? NO_PARENT : PARENT_AMI_UNKNOWN) };
+  });
+}

@@ -1,0 +1,229 @@
+import * as pulumi from "@pulumi/pulumi";
+import { local } from "@pulumi/command";
+import { join } from "node:path";
+import { JiraImagesError } from "./errors.ts";
+import { StageResultSchema, type StageResult } from "./runner/result.ts";
+import { NO_PARENT, contentTriggers, parentAmiTrigger, stageInputs, triggerEntries, type StageInputs } from "./inputs-hash.ts";
+import type { StageDefinition, VarValue } from "./stages.ts";
+
+const SAFE_WORD = /^[A-Za-z0-9_./:=,@%+-]+$/;
+
+/** POSIX shell quoting: the create command is run by `/bin/sh -c`. */
+export function shellQuote(word: string): string {
+  return SAFE_WORD.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+function varValue(value: VarValue): string {
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+export interface RunnerInvocation {
+  projectRoot: string;
+  stage: StageDefinition;
+  inputsHash: string;
+  /** The parent's AMI for a child stage (becomes `--var source_ami=...`). */
+  sourceAmi?: string;
+  timeoutSeconds: number;
+}
+
+/**
+ * The create command of a stage: the runner as the provider's direct child (`exec`, so that a
+ * cancel that kills the child reaches the runner, which then stops Packer cleanly). Paths other
+ * than the runner's are relative to the command's `dir`, the project root.
+ */
+export function runnerCommand(inv: RunnerInvocation): string {
+  const { stage } = inv;
+  const vars: Array<[string, string]> = Object.keys(stage.vars)
+    .sort()
+    .map((k) => [k, varValue(stage.vars[k]!)]);
+  if (inv.sourceAmi !== undefined) vars.push(["source_ami", inv.sourceAmi]);
+  vars.push(["inputs_hash", inv.inputsHash]);
+  const args: string[] = ["--stage", stage.name, "--template", stage.template];
+  for (const [k, v] of vars) args.push("--var", `${k}=${v}`);
+  for (const f of stage.varFiles) args.push("--var-file", f);
+  for (const p of [...stage.workspace, ...stage.scanInputs]) args.push("--input", p);
+  for (const f of stage.installers) args.push("--require", f);
+  args.push("--timeout", String(inv.timeoutSeconds));
+  const runner = join(inv.projectRoot, "src", "runner", "cli.ts");
+  return ["exec", "node", "--import", "tsx", runner, ...args].map(shellQuote).join(" ");
+}
+
+function excerpt(text: string): string {
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
+}
+
+/**
+ * Parses the runner's stdout: exactly one JSON line matching StageResultSchema, for this stage.
+ * Anything else is an error naming the stage (the runner's contract is broken, or something
+ * else wrote to stdout).
+ */
+export function parseStageStdout(stage: string, stdout: string): StageResult {
+  const lines = stdout.split("\n").filter((line) => line.trim() !== "");
+  const fail = (why: string): never => {
+    throw new JiraImagesError("STAGE_OUTPUT_INVALID", `stage ${stage}: ${why}; stdout was: ${JSON.stringify(excerpt(stdout))}`);
+  };
+  if (lines.length !== 1) fail(`the runner must print exactly one JSON line on stdout, got ${lines.length}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(lines[0]!);
+  } catch {
+    return fail("the runner's stdout is not JSON");
+  }
+  const parsed = StageResultSchema.safeParse(json);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+    return fail(`the runner's result does not match the stage result schema (${issues})`);
+  }
+  if (parsed.data.stage !== stage) fail(`the runner reported stage ${parsed.data.stage}`);
+  return parsed.data;
+}
+
+/**
+ * The AMI of a build in one region, picked by region name: Packer sorts the regions of an
+ * artifact, so "the first one" is the alphabetically first, not the build region.
+ */
+export function amiInRegion(stage: string, result: StageResult, region: string): string {
+  const ami = result.amis[region] ?? (result.region === region ? result.amiId : undefined);
+  if (ami === undefined) {
+    throw new JiraImagesError(
+      "STAGE_OUTPUT_INVALID",
+      `stage ${stage}: the build made no AMI in region ${region} (it made: ${JSON.stringify(result.amis)})`,
+    );
+  }
+  return ami;
+}
+
+export interface StageArgs {
+  definition: StageDefinition;
+  projectRoot: string;
+  /** The region whose AMI the next stage and the instances use. */
+  region: string;
+  timeoutSeconds: number;
+  parent?: ImageStage;
+}
+
+/** One image build: a `local.Command` running the stage runner, and its parsed result. */
+export class ImageStage extends pulumi.ComponentResource {
+  readonly stageName: string;
+  readonly parentStage: string | undefined;
+  readonly inputs: StageInputs;
+  readonly command: local.Command;
+  readonly result: pulumi.Output<StageResult>;
+  /** AMI in the stack's region. */
+  readonly amiId: pulumi.Output<string>;
+  /** The parent's AMI this image was built from; "none" for a root stage. */
+  readonly parentAmi: pulumi.Output<string>;
+
+  constructor(name: string, args: StageArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("jira-images:pipeline:ImageStage", name, {}, opts);
+    const { definition, projectRoot } = args;
+    this.stageName = definition.name;
+    this.parentStage = definition.parent;
+    this.inputs = stageInputs(definition, projectRoot);
+    this.parentAmi = args.parent ? args.parent.amiId : pulumi.output(NO_PARENT);
+
+    const create = args.parent
+      ? args.parent.amiId.apply((sourceAmi) =>
+          runnerCommand({ projectRoot, stage: definition, inputsHash: this.inputs.inputsHash, sourceAmi, timeoutSeconds: args.timeoutSeconds }),
+        )
+      : runnerCommand({ projectRoot, stage: definition, inputsHash: this.inputs.inputsHash, timeoutSeconds: args.timeoutSeconds });
+
+    this.command = new local.Command(
+      `${name}-build`,
+      {
+        create,
+        dir: projectRoot,
+        // One element per named input, each known on its own: a preview names what changed even
+        // while the parent's new AMI is still unknown.
+        triggers: [...contentTriggers(this.inputs), this.parentAmi.apply(parentAmiTrigger)],
+        // stdout is one small JSON line; stderr carries the runner's progress and errors.
+        logging: "stderr",
+        // Never hand the previous run's output back to the runner (E2BIG risk, pulumi-command#285).
+        addPreviousOutputInEnv: false,
+      },
+      { parent: this, dependsOn: args.parent ? [args.parent.command] : [] },
+    );
+
+    this.result = this.command.stdout.apply((stdout) => parseStageStdout(definition.name, stdout));
+    this.amiId = this.result.apply((result) => amiInRegion(definition.name, result, args.region));
+    this.registerOutputs({ amiId: this.amiId, result: this.result });
+  }
+}
+
+export interface ImageSummary {
+  stage: string;
+  amiId: string;
+  /** region -> AMI, copies included. */
+  amis: Record<string, string>;
+  regions: string[];
+  parentStage: string | null;
+  parentAmi: string;
+  inputsHash: string;
+  triggers: string[];
+  logFile: string;
+}
+
+/** The stack output `images` entry of a stage. */
+export function imageSummary(stage: ImageStage): pulumi.Output<ImageSummary> {
+  return pulumi.all([stage.result, stage.amiId, stage.parentAmi]).apply(([result, amiId, parentAmi]) => ({
+    stage: stage.stageName,
+    amiId,
+    amis: result.amis,
+    regions: Object.keys(result.amis).sort(),
+    parentStage: stage.parentStage ?? null,
+    parentAmi,
+    inputsHash: stage.inputs.inputsHash,
+    triggers: triggerEntries(stage.inputs, parentAmi),
+    logFile: result.logFile,
+  }));
+}
+
+export interface PipelineArgs {
+  /** Stages parents first, as returned by validateStages. */
+  stages: readonly StageDefinition[];
+  projectRoot: string;
+  region: string;
+  timeoutSeconds: number;
+}
+
+/** The stage chain of a stack: one ImageStage per stage, each built from its parent's AMI. */
+export class ImagePipeline extends pulumi.ComponentResource {
+  readonly stages: ReadonlyMap<string, ImageStage>;
+  readonly amiIds: pulumi.Output<Record<string, string>>;
+  readonly images: pulumi.Output<Record<string, ImageSummary>>;
+
+  constructor(name: string, args: PipelineArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("jira-images:pipeline:ImagePipeline", name, {}, opts);
+    const stages = new Map<string, ImageStage>();
+    for (const definition of args.stages) {
+      const parent = definition.parent === undefined ? undefined : stages.get(definition.parent);
+      if (definition.parent !== undefined && parent === undefined) {
+        throw new JiraImagesError("STAGE_UNKNOWN_PARENT", `stage ${definition.name}: parent ${definition.parent} is not declared before it`);
+      }
+      stages.set(
+        definition.name,
+        new ImageStage(
+          definition.name,
+          { definition, projectRoot: args.projectRoot, region: args.region, timeoutSeconds: args.timeoutSeconds, parent },
+          { parent: this },
+        ),
+      );
+    }
+    this.stages = stages;
+    const entries = [...stages.values()];
+    this.amiIds = pulumi
+      .all(entries.map((s) => s.amiId))
+      .apply((ids) => Object.fromEntries(entries.map((s, i) => [s.stageName, ids[i]!])));
+    this.images = pulumi
+      .all(entries.map(imageSummary))
+      .apply((summaries) => Object.fromEntries(summaries.map((s) => [s.stage, s])));
+    this.registerOutputs({ amiIds: this.amiIds, images: this.images });
+  }
+
+  stage(name: string): ImageStage {
+    const stage = this.stages.get(name);
+    if (!stage) throw new JiraImagesError("STAGE_UNKNOWN", `no stage ${name} in this stack (stages: ${[...this.stages.keys()].join(", ")})`);
+    return stage;
+  }
+}

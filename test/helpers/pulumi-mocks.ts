@@ -1,0 +1,172 @@
+import * as pulumi from "@pulumi/pulumi";
+import { createHash } from "node:crypto";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { PROJECT, readStackFileConfig } from "../../src/config.ts";
+import type { StageResult } from "../../src/runner/result.ts";
+
+export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+export interface RecordedResource {
+  type: string;
+  name: string;
+  inputs: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- resource inputs are free-form JSON
+  /** URNs this resource depends on (dependsOn and inputs' dependencies), as the engine sees them. */
+  dependencies: string[];
+  urn: string;
+}
+
+export interface ProgramRun {
+  resources: RecordedResource[];
+  calls: string[];
+  outputs: Record<string, { known: boolean; value: unknown }>;
+  /** Error the program or one of its outputs failed with, if any. */
+  error?: unknown;
+}
+
+/** A realistic AMI ID for a stage in a region (deterministic). */
+export function fakeAmi(stage: string, region: string): string {
+  return `ami-${createHash("sha256").update(`${stage}@${region}`).digest("hex").slice(0, 17)}`;
+}
+
+/**
+ * The runner's stdout for a stage as the real runner prints it: one JSON line, every region's AMI,
+ * `amiId`/`region` being the first region of Packer's (alphabetically sorted) artifact id.
+ */
+export function runnerStdout(stage: string, regions: readonly string[]): string {
+  const sorted = [...regions].sort();
+  const amis = Object.fromEntries(sorted.map((r) => [r, fakeAmi(stage, r)]));
+  const result: StageResult = {
+    stage,
+    amiId: amis[sorted[0]!]!,
+    region: sorted[0]!,
+    amis,
+    logFile: `.packer-logs/${stage}/packer-20250101T000000Z.log`,
+    builderId: "mitchellh.amazonebs",
+    packerVersion: "1.11.2",
+  };
+  return `${JSON.stringify(result)}\n`;
+}
+
+/** Values of `--var k=v` words in a create command (shell-quoted or not). */
+export function commandVars(create: string): Record<string, string> {
+  const vars: Record<string, string> = {};
+  const re = /--var ('((?:[^']|'\\'')*)'|(\S+))/g;
+  for (let m = re.exec(create); m; m = re.exec(create)) {
+    const word = m[2] !== undefined ? m[2].replace(/'\\''/g, "'") : m[3]!;
+    const eq = word.indexOf("=");
+    vars[word.slice(0, eq)] = word.slice(eq + 1);
+  }
+  return vars;
+}
+
+export function stageOf(create: string): string {
+  const m = /--stage (\S+)/.exec(create);
+  if (!m) throw new Error(`no --stage in ${create}`);
+  return m[1]!;
+}
+
+export interface RunOptions {
+  stack: string;
+  preview?: boolean;
+  /** Replaces or adds raw config values (`"jira-images:key" -> string`), after the stack file. */
+  config?: Record<string, string>;
+  /** Removes keys from the stack file's config. */
+  without?: string[];
+  /** The Command's stdout; defaults to what the runner prints for the stage's regions. */
+  stdout?: (stage: string, create: string) => string;
+  projectRoot?: string;
+}
+
+type Monitor = { registerResource(req: any, cb: (err: unknown, res: any) => void): Promise<void> }; // eslint-disable-line @typescript-eslint/no-explicit-any -- gRPC request objects of the SDK's mock monitor are untyped
+
+async function settle(value: unknown): Promise<{ known: boolean; value: unknown }> {
+  if (!pulumi.Output.isInstance(value)) return { known: true, value };
+  // Output#isKnown and #promise are internal but stable: the public API cannot observe "unknown".
+  const output = value as unknown as { isKnown: Promise<boolean>; promise(): Promise<unknown> };
+  const [known, resolved] = await Promise.all([output.isKnown, output.promise()]);
+  return { known, value: resolved };
+}
+
+/**
+ * Runs the program for a stack under Pulumi's runtime mocks, with the stack's real
+ * `Pulumi.<stack>.yaml` as config (Pulumi.yaml defaults are not applied under mocks; the
+ * program's own defaults are), and returns every registered resource and the stack outputs.
+ */
+export async function runProgram(options: RunOptions): Promise<ProgramRun> {
+  const projectRoot = options.projectRoot ?? PROJECT_ROOT;
+  const raw = { ...readStackFileConfig(PROJECT_ROOT, options.stack), ...options.config };
+  for (const key of options.without ?? []) delete raw[key];
+  const regions = [raw[`${PROJECT}:region`]!, ...JSON.parse(raw[`${PROJECT}:amiRegions`] ?? "[]")] as string[];
+  const stdout = options.stdout ?? ((stage: string) => runnerStdout(stage, regions));
+
+  const resources: RecordedResource[] = [];
+  const calls: string[] = [];
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        const id = `${args.name}-id`;
+        if (args.type === "command:local:Command") {
+          // In a preview the command does not run: its stdout stays unknown.
+          if (options.preview) return { id: undefined as unknown as string, state: args.inputs };
+          return { id, state: { ...args.inputs, stdout: stdout(stageOf(args.inputs.create), args.inputs.create), stderr: "" } };
+        }
+        if (args.type === "aws:ec2/instance:Instance") {
+          return { id, state: { ...args.inputs, privateIp: `10.0.1.${resources.length}`, arn: `arn:aws:ec2:::instance/${id}` } };
+        }
+        return { id, state: { ...args.inputs, name: args.inputs.name ?? args.name } };
+      },
+      call(args) {
+        calls.push(args.token);
+        if (args.token === "aws:ec2/getVpc:getVpc") return { id: "vpc-0d0e0f0a0b0c0d0e0", cidrBlock: "172.31.0.0/16" };
+        if (args.token === "aws:ec2/getSubnets:getSubnets") return { ids: ["subnet-0bbbbbbbbbbbbbbbb", "subnet-0aaaaaaaaaaaaaaaa"] };
+        throw new Error(`unexpected invoke ${args.token}`);
+      },
+    },
+    PROJECT,
+    options.stack,
+    options.preview ?? false,
+  );
+
+  const monitor = pulumi.runtime.getMonitor() as unknown as Monitor;
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req, cb) =>
+    register(req, (err, res) => {
+      if (!err) {
+        resources.push({
+          type: req.getType(),
+          name: req.getName(),
+          inputs: pulumi.runtime.deserializeProperties(req.getObject()),
+          dependencies: req.getDependenciesList(),
+          urn: res.getUrn(),
+        });
+      }
+      cb(err, res);
+    });
+
+  pulumi.runtime.setAllConfig(raw);
+  const { default: jiraImages } = await import("../../index.ts");
+  const run: ProgramRun = { resources, calls, outputs: {} };
+  try {
+    const outputs = jiraImages({ projectRoot });
+    for (const [key, value] of Object.entries(outputs)) run.outputs[key] = await settle(value);
+  } catch (err) {
+    run.error = err;
+  }
+  try {
+    await pulumi.runtime.disconnect();
+  } catch (err) {
+    run.error ??= err;
+  }
+  return run;
+}
+
+export function byType(run: ProgramRun, type: string): RecordedResource[] {
+  return run.resources.filter((r) => r.type === type);
+}
+
+export function commandOf(run: ProgramRun, stage: string): RecordedResource {
+  const found = byType(run, "command:local:Command").find((r) => r.name === `${stage}-build`);
+  if (!found) throw new Error(`no command for stage ${stage}; commands: ${byType(run, "command:local:Command").map((r) => r.name)}`);
+  return found;
+}
