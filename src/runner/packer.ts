@@ -1,0 +1,184 @@
+import { watch } from "node:fs";
+import { open } from "node:fs/promises";
+import { StringDecoder } from "node:string_decoder";
+import { execa } from "execa";
+import { JiraImagesError } from "../errors.ts";
+import { parseMachineReadable } from "../machine-readable.ts";
+
+export interface PackerExit {
+  /** Undefined when Packer was killed by a signal. */
+  exitCode?: number;
+  signal?: string;
+}
+
+export interface PackerProcess {
+  pid: number;
+  exited: Promise<PackerExit>;
+  /** SIGINT to Packer's process group: what Ctrl-C in a terminal does, and what Packer's cleanup expects. */
+  interrupt(): void;
+}
+
+function notFound(bin: string, cause: unknown): JiraImagesError {
+  return new JiraImagesError(
+    "PACKER_NOT_FOUND",
+    `cannot run ${JSON.stringify(bin)} (PACKER_BIN or packer on PATH); install Packer ` +
+      "(apt-get install -y packer, or https://developer.hashicorp.com/packer/install)",
+    { cause },
+  );
+}
+
+function isEnoent(error: unknown): boolean {
+  return (error as { code?: unknown } | undefined)?.code === "ENOENT";
+}
+
+/**
+ * Starts Packer in its own process group, writing straight to the log file descriptor: no pipe
+ * to the runner, so a dead runner can never kill Packer with SIGPIPE mid-cleanup, and a signal
+ * sent to the runner's group (a terminal's Ctrl-C, the Pulumi plugin's shutdown) reaches Packer
+ * only through the runner, which decides how to interrupt it.
+ */
+export function startPacker(
+  bin: string,
+  args: string[],
+  options: { logFd: number; env: NodeJS.ProcessEnv; cwd: string },
+): PackerProcess {
+  // execa's types list only descriptors 3-9 here; at runtime any descriptor goes to spawn() as is,
+  // so Packer's stdout is the log file itself (the stand-in packer's tests check /proc/self/fd/1).
+  const logFd = options.logFd as 3;
+  const child = execa(bin, args, {
+    cwd: options.cwd,
+    env: options.env,
+    extendEnv: false,
+    detached: true,
+    cleanup: false,
+    stdin: "ignore",
+    stdout: logFd,
+    stderr: logFd,
+    buffer: false,
+    reject: false,
+  });
+  const exited = child.then((result): PackerExit => {
+    if (result.failed && result.exitCode === undefined && result.signal === undefined) {
+      throw isEnoent(result.cause) ? notFound(bin, result.cause) : new JiraImagesError("PACKER_START", result.shortMessage ?? "packer did not start");
+    }
+    return {
+      ...(result.exitCode !== undefined ? { exitCode: result.exitCode } : {}),
+      ...(result.signal !== undefined ? { signal: result.signal } : {}),
+    };
+  });
+  const pid = child.pid ?? -1;
+  return {
+    pid,
+    exited,
+    interrupt() {
+      if (pid <= 0) return;
+      try {
+        process.kill(-pid, "SIGINT");
+      } catch (error) {
+        // The group is already gone: Packer and everything it started have exited.
+        if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+      }
+    },
+  };
+}
+
+/** `packer -machine-readable version`, read with the same parser as the build. */
+export async function packerVersion(bin: string, env: NodeJS.ProcessEnv, cwd: string): Promise<string> {
+  const result = await execa(bin, ["-machine-readable", "version"], {
+    cwd,
+    env,
+    extendEnv: false,
+    stdin: "ignore",
+    reject: false,
+    timeout: 60_000,
+  });
+  if (result.failed && result.exitCode === undefined) {
+    if (isEnoent(result.cause)) throw notFound(bin, result.cause);
+    throw new JiraImagesError("PACKER_VERSION", `\`${bin} version\` failed: ${result.shortMessage}`);
+  }
+  const version = parseMachineReadable(String(result.stdout)).version;
+  if (result.exitCode !== 0 || version === undefined) {
+    throw new JiraImagesError(
+      "PACKER_VERSION",
+      `\`${bin} -machine-readable version\` exited ${result.exitCode} without a version line: ${String(result.stderr || result.stdout).slice(0, 500)}`,
+    );
+  }
+  return version;
+}
+
+/** Compares dotted versions numerically (`1.10.0` > `1.9.4`); a pre-release suffix is ignored. */
+export function versionAtLeast(version: string, minimum: string): boolean {
+  const parse = (v: string) =>
+    v
+      .replace(/^v/, "")
+      .split(/[-+]/)[0]!
+      .split(".")
+      .map((n) => Number.parseInt(n, 10) || 0);
+  const a = parse(version);
+  const b = parse(minimum);
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const x = a[i] ?? 0;
+    const y = b[i] ?? 0;
+    if (x !== y) return x > y;
+  }
+  return true;
+}
+
+const READ_BYTES = 1 << 20;
+/** Upper bound on how stale the follower can be if a file-change notification is lost. */
+const POLL_MS = 200;
+
+/**
+ * Follows a file that another process appends to, handing each new piece of text to `onText`,
+ * until `done` settles and everything written before that has been read.
+ */
+export async function followFile(path: string, onText: (text: string) => void, done: Promise<unknown>): Promise<void> {
+  const handle = await open(path, "r");
+  const decoder = new StringDecoder("utf8");
+  const buf = Buffer.allocUnsafe(READ_BYTES);
+  let finished = false;
+  let wake: (() => void) | undefined;
+  const nudge = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const watcher = watch(path, { persistent: false }, nudge);
+  // `done` rejecting is reported by whoever awaits it; here it only means "stop following".
+  done.then(
+    () => {
+      finished = true;
+      nudge();
+    },
+    () => {
+      finished = true;
+      nudge();
+    },
+  );
+  let position = 0;
+  try {
+    for (;;) {
+      const finalRead = finished;
+      const { bytesRead } = await handle.read(buf, 0, READ_BYTES, position);
+      if (bytesRead > 0) {
+        position += bytesRead;
+        onText(decoder.write(buf.subarray(0, bytesRead)));
+        continue;
+      }
+      if (finalRead) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, POLL_MS);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        if (finished) nudge();
+      });
+    }
+    const rest = decoder.end();
+    if (rest) onText(rest);
+  } finally {
+    watcher.close();
+    await handle.close();
+  }
+}

@@ -1,0 +1,265 @@
+import { readdir, readFile, stat } from "node:fs/promises";
+import { dirname, join, relative, resolve } from "node:path";
+import { JiraImagesError } from "../errors.ts";
+import { LFS_POINTER_MAX_BYTES, readLfsPointer, type LfsPointer } from "../lfs.ts";
+import type { RunnerArgs } from "./args.ts";
+import { containsCredential } from "./redact.ts";
+
+/** What the build needs to know about the template, found before any money is spent. */
+export interface Template {
+  /** What `packer build` gets: the directory, or a legacy JSON template file. */
+  buildPath: string;
+  /** The directory holding the template files. */
+  dir: string;
+  /** HCL2 / JSON template files that Packer will load. */
+  files: string[];
+  /** The template declares `variable "manifest_path"`, so the runner passes a per-run path. */
+  declaresManifestPath: boolean;
+  /** Directory whose files hold a `required_plugins` block (the template dir or its parent). */
+  requiredPluginsDir?: string;
+  /** The `required_plugins` block sits in the template dir itself (Packer < 1.7 cannot load it). */
+  requiredPluginsInTemplate: boolean;
+}
+
+function fail(code: string, message: string): never {
+  throw new JiraImagesError(code, message);
+}
+
+function display(path: string, cwd: string): string {
+  const rel = relative(cwd, path);
+  return rel === "" ? "." : rel.startsWith("..") ? path : rel;
+}
+
+async function statOrNull(path: string) {
+  try {
+    return await stat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw error;
+  }
+}
+
+const HCL_TEMPLATE = /\.pkr\.hcl$/;
+const JSON_HCL_TEMPLATE = /\.pkr\.json$/;
+
+async function templateFilesIn(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile() && (HCL_TEMPLATE.test(e.name) || JSON_HCL_TEMPLATE.test(e.name)))
+    .map((e) => join(dir, e.name))
+    .sort();
+}
+
+/** HCL has no stable parser in Node; a declaration is one line, so a line scan suffices (comments excluded). */
+function hclDeclaresVariable(text: string, name: string): boolean {
+  const pattern = new RegExp(`^\\s*variable\\s+"${name}"\\s*\\{`, "m");
+  return pattern.test(text);
+}
+
+function hclHasRequiredPlugins(text: string): boolean {
+  return /^\s*required_plugins\s*\{/m.test(text);
+}
+
+function jsonDeclaresVariable(text: string, name: string): boolean {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    // Packer reports a syntax error itself, with its position; no need to guess here.
+    return false;
+  }
+  if (typeof doc !== "object" || doc === null) return false;
+  const record = doc as Record<string, unknown>;
+  // `variable` (HCL2 JSON syntax) or `variables` (legacy JSON templates).
+  return [record["variable"], record["variables"]].some(
+    (block) => typeof block === "object" && block !== null && name in (block as object),
+  );
+}
+
+async function hclFilesHaveRequiredPlugins(dir: string): Promise<boolean> {
+  const files = (await templateFilesIn(dir)).filter((f) => HCL_TEMPLATE.test(f));
+  for (const file of files) {
+    if (hclHasRequiredPlugins(await readFile(file, "utf8"))) return true;
+  }
+  return false;
+}
+
+export async function inspectTemplate(templateArg: string, cwd: string): Promise<Template> {
+  const path = resolve(cwd, templateArg);
+  const info = await statOrNull(path);
+  if (!info) fail("TEMPLATE_NOT_FOUND", `template ${templateArg} does not exist`);
+  let dir: string;
+  let files: string[];
+  if (info.isDirectory()) {
+    dir = path;
+    files = await templateFilesIn(dir);
+    if (files.length === 0) {
+      fail("TEMPLATE_EMPTY", `template directory ${templateArg} holds no *.pkr.hcl or *.pkr.json file`);
+    }
+  } else if (info.isFile() && path.endsWith(".json")) {
+    dir = dirname(path);
+    files = [path];
+  } else {
+    fail("TEMPLATE_NOT_FOUND", `template ${templateArg} is neither a directory nor a JSON template file`);
+  }
+  let declaresManifestPath = false;
+  let requiredPluginsInTemplate = false;
+  for (const file of files) {
+    const text = await readFile(file, "utf8");
+    if (HCL_TEMPLATE.test(file)) {
+      declaresManifestPath ||= hclDeclaresVariable(text, "manifest_path");
+      requiredPluginsInTemplate ||= hclHasRequiredPlugins(text);
+    } else {
+      declaresManifestPath ||= jsonDeclaresVariable(text, "manifest_path");
+    }
+  }
+  let requiredPluginsDir: string | undefined;
+  if (requiredPluginsInTemplate) requiredPluginsDir = dir;
+  else if (await hclFilesHaveRequiredPlugins(dirname(dir))) requiredPluginsDir = dirname(dir);
+  return {
+    buildPath: path,
+    dir,
+    files,
+    declaresManifestPath,
+    requiredPluginsInTemplate,
+    ...(requiredPluginsDir !== undefined ? { requiredPluginsDir } : {}),
+  };
+}
+
+export interface FoundPointer {
+  path: string;
+  pointer: LfsPointer;
+}
+
+/** Directories that never hold build inputs and can be huge. */
+const SKIPPED_DIRS = new Set([".git", "node_modules"]);
+
+/**
+ * Every git-lfs pointer file under `root` (a file or a directory). Only files smaller than a
+ * pointer's maximum size are opened, and only their first KiB is read.
+ */
+export async function findLfsPointers(root: string): Promise<FoundPointer[]> {
+  const info = await stat(root);
+  if (info.isFile()) {
+    if (info.size >= LFS_POINTER_MAX_BYTES || info.size === 0) return [];
+    const pointer = await readLfsPointer(root);
+    return pointer ? [{ path: root, pointer }] : [];
+  }
+  if (!info.isDirectory()) return [];
+  const entries = await readdir(root, { withFileTypes: true });
+  const found = await Promise.all(
+    entries
+      .filter((e) => !(e.isDirectory() && SKIPPED_DIRS.has(e.name)))
+      // Symbolic links to directories are not followed: a link loop must not hang the preflight.
+      .filter((e) => e.isDirectory() || e.isFile() || e.isSymbolicLink())
+      .map(async (e) => {
+        const path = join(root, e.name);
+        if (e.isSymbolicLink()) {
+          const target = await statOrNull(path);
+          return target?.isFile() ? findLfsPointers(path) : [];
+        }
+        return findLfsPointers(path);
+      }),
+  );
+  return found.flat().sort((a, b) => a.path.localeCompare(b.path));
+}
+
+function formatSize(bytes: number): string {
+  const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} bytes` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+export function describePointer(found: FoundPointer, cwd: string): string {
+  return `${display(found.path, cwd)} is a git-lfs pointer (real file: ${formatSize(found.pointer.size)}, oid sha256:${found.pointer.oid.slice(0, 12)}…)`;
+}
+
+async function checkRequired(file: string, cwd: string): Promise<void> {
+  const path = resolve(cwd, file);
+  const shown = display(path, cwd);
+  const howToAdd =
+    `add it with \`git lfs track "${shown}"\` (once, commits .gitattributes), copy the file there and commit it, ` +
+    "or fetch it with `git lfs pull` if it is already committed";
+  const info = await statOrNull(path);
+  if (!info) fail("REQUIRED_FILE_MISSING", `required file ${shown} does not exist; ${howToAdd}`);
+  if (!info.isFile()) fail("REQUIRED_FILE_MISSING", `required file ${shown} is not a regular file; ${howToAdd}`);
+  if (info.size === 0) fail("REQUIRED_FILE_EMPTY", `required file ${shown} is empty; ${howToAdd}`);
+  if (info.size < LFS_POINTER_MAX_BYTES) {
+    const pointer = await readLfsPointer(path);
+    if (pointer) {
+      fail(
+        "LFS_POINTER",
+        `${describePointer({ path, pointer }, cwd)}, not the file itself; run \`git lfs pull\` ` +
+          "(after `git lfs install` once) to fetch it",
+      );
+    }
+  }
+}
+
+const CREDENTIAL_VAR_NAME = /(^|_)(access_key|secret_key|secret_access_key|session_token|security_token)$/i;
+
+function checkVars(vars: RunnerArgs["vars"]): void {
+  for (const [key, value] of vars) {
+    if (CREDENTIAL_VAR_NAME.test(key) || containsCredential(value) || containsCredential(`${key}=${value}`)) {
+      fail(
+        "CREDENTIAL_IN_VAR",
+        `--var ${key}=… looks like an AWS credential; credentials never go into template variables, ` +
+          "use the standard AWS credential chain (environment, profile, instance or OIDC role)",
+      );
+    }
+  }
+}
+
+async function checkVarFile(file: string, cwd: string): Promise<string> {
+  const path = resolve(cwd, file);
+  const info = await statOrNull(path);
+  if (!info?.isFile()) fail("VAR_FILE_MISSING", `--var-file ${file} does not exist`);
+  if (containsCredential(await readFile(path, "utf8"))) {
+    fail(
+      "CREDENTIAL_IN_VAR",
+      `--var-file ${display(path, cwd)} holds what looks like an AWS credential; use the standard AWS credential chain instead`,
+    );
+  }
+  return path;
+}
+
+export interface Preflight {
+  template: Template;
+  /** Absolute paths. */
+  varFiles: string[];
+}
+
+/**
+ * Everything that can be checked before `packer build` starts. Throws a `JiraImagesError` with a
+ * stable code; the git-lfs check lists every pointer found, not just the first.
+ */
+export async function preflight(args: RunnerArgs, cwd: string): Promise<Preflight> {
+  checkVars(args.vars);
+  const template = await inspectTemplate(args.template, cwd);
+  const varFiles: string[] = [];
+  for (const file of args.varFiles) varFiles.push(await checkVarFile(file, cwd));
+  for (const file of args.requires) await checkRequired(file, cwd);
+
+  const roots = [template.buildPath, ...args.inputs.map((input) => resolve(cwd, input))];
+  const pointers: FoundPointer[] = [];
+  for (const root of roots) {
+    if (!(await statOrNull(root))) fail("INPUT_NOT_FOUND", `--input ${display(root, cwd)} does not exist`);
+    pointers.push(...(await findLfsPointers(root)));
+  }
+  if (pointers.length > 0) {
+    const unique = [...new Map(pointers.map((p) => [p.path, p])).values()];
+    const shown = unique.slice(0, 10).map((p) => describePointer(p, cwd));
+    const more = unique.length > shown.length ? `; and ${unique.length - shown.length} more` : "";
+    fail(
+      "LFS_POINTER",
+      `${shown.join("; ")}${more}. Packer would upload the pointer instead of the file: run \`git lfs pull\` ` +
+        "(after `git lfs install` once) and try again",
+    );
+  }
+  return { template, varFiles };
+}

@@ -1,0 +1,373 @@
+import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { execa } from "execa";
+import { JiraImagesError } from "../errors.ts";
+import { MachineReadableParser, type BuildStream } from "../machine-readable.ts";
+import type { RunnerArgs } from "./args.ts";
+import { describeImage, selectStageImage, type StageImage } from "./image.ts";
+import { checkManifest, readManifest } from "./manifest.ts";
+import { followFile, packerVersion, startPacker, versionAtLeast, type PackerExit, type PackerProcess } from "./packer.ts";
+import { preflight, type Preflight } from "./preflight.ts";
+import { signalGroup } from "./processes.ts";
+import { containsCredential, redactCredentials, redactFileInPlace } from "./redact.ts";
+import { StageResultSchema, type StageResult } from "./result.ts";
+
+export const EXIT = {
+  packerFailed: 1,
+  usage: 2,
+  timeout: 124,
+} as const;
+
+const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
+
+export function signalExitCode(signal: NodeJS.Signals): number {
+  return 128 + (SIGNAL_NUMBERS[signal] ?? 1);
+}
+
+/** Where the runner's signals come from: the CLI wires the process's, tests may wire their own. */
+export interface SignalSource {
+  onSignal(listener: (signal: NodeJS.Signals) => void): void;
+}
+
+export interface RunnerIo {
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  /** Receives whole lines without their prefix; the caller prefixes them. */
+  stderr: (line: string) => void;
+  signals: SignalSource;
+}
+
+/** A failure with the lines that explain it (Packer's own errors, the log path). */
+export class StageFailure extends Error {
+  readonly exitCode: number;
+  readonly details: string[];
+
+  constructor(error: JiraImagesError, exitCode: number, details: string[] = []) {
+    super(error.message, { cause: error });
+    this.name = "StageFailure";
+    this.exitCode = exitCode;
+    this.details = details;
+  }
+}
+
+const WATCHDOG = fileURLToPath(new URL("./watchdog.ts", import.meta.url));
+const TSX_LOADER = import.meta.resolve("tsx");
+
+function logFileName(now: Date): string {
+  const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  return `${stamp}-${randomBytes(3).toString("hex")}`;
+}
+
+/**
+ * Decoded Packer errors for the user, most specific first: the `ui,error` messages in order, or the
+ * per-build `error` records, or whatever non-Packer output (a plugin crash) ended the log.
+ */
+export function packerErrorLines(stream: BuildStream): string[] {
+  const uiLines = stream.uiErrors
+    .flatMap((text) => text.split("\n"))
+    .map((line) => line.trimEnd())
+    .filter((line) => line.trim() !== "");
+  let lines: string[];
+  if (uiLines.length > 0) lines = uiLines.map((line) => `packer: ${line}`);
+  else if (stream.errors.length > 0) {
+    lines = stream.errors.flatMap((e) =>
+      e.message.split("\n").filter((l) => l.trim() !== "").map((l) => `packer: ${e.target ? `${e.target}: ` : ""}${l}`),
+    );
+  } else lines = stream.otherTail.map((line) => `packer output: ${line}`);
+  return lines.map(redactCredentials);
+}
+
+function describeExit(exit: PackerExit): string {
+  return exit.exitCode !== undefined ? `exited with status ${exit.exitCode}` : `was killed by ${exit.signal}`;
+}
+
+function cleanupOutcome(stream: BuildStream, exit: PackerExit): string {
+  if (stream.cancelled) return "Packer cleaned up and reported its builds cancelled";
+  return `Packer ${describeExit(exit)} without reporting a clean cancel; check the log for leftover resources`;
+}
+
+interface BuildRun {
+  exit: PackerExit;
+  stream: BuildStream;
+  signal?: NodeJS.Signals;
+  timedOut: boolean;
+}
+
+class Runner {
+  private signal: NodeJS.Signals | undefined;
+  private timedOut = false;
+  private active: PackerProcess | undefined;
+  private readonly started = Date.now();
+
+  constructor(
+    private readonly args: RunnerArgs,
+    private readonly io: RunnerIo,
+  ) {
+    io.signals.onSignal((signal) => this.onSignal(signal));
+  }
+
+  private onSignal(signal: NodeJS.Signals): void {
+    const first = this.signal === undefined;
+    this.signal ??= signal;
+    if (this.active) {
+      this.io.stderr(
+        first
+          ? `received ${signal}: interrupting Packer and waiting for its cleanup`
+          : `received ${signal} again: still waiting for Packer's cleanup (a second interrupt does not stop it)`,
+      );
+      this.active.interrupt();
+    }
+  }
+
+  private stopIfSignalled(logFile?: string): void {
+    if (this.signal === undefined) return;
+    throw new StageFailure(
+      new JiraImagesError("INTERRUPTED", `received ${this.signal} before Packer started; nothing was built`),
+      signalExitCode(this.signal),
+      logFile ? [`log: ${logFile}`] : [],
+    );
+  }
+
+  async run(): Promise<StageResult> {
+    const { args, io } = this;
+    const bin = io.env["PACKER_BIN"] || "packer";
+    const [checked, version] = await Promise.allSettled([preflight(args, io.cwd), packerVersion(bin, io.env, io.cwd)]);
+    // A bad template or an LFS pointer is the more useful message when Packer is missing too.
+    if (checked.status === "rejected") throw checked.reason;
+    if (version.status === "rejected") throw version.reason;
+    const pre = checked.value;
+    const packerVersionText = version.value;
+    const canInit = versionAtLeast(packerVersionText, "1.7.0");
+    if (pre.template.requiredPluginsInTemplate && !canInit) {
+      throw new JiraImagesError(
+        "PACKER_TOO_OLD",
+        `the template declares required_plugins, which Packer ${packerVersionText} cannot load (needs >= 1.7); ` +
+          "install a current Packer or keep required_plugins in a separate folder",
+      );
+    }
+    this.stopIfSignalled();
+
+    const logDir = resolve(io.cwd, args.logDir ?? join(".packer-logs", args.stage));
+    mkdirSync(logDir, { recursive: true });
+    const base = logFileName(new Date());
+    const logFile = join(logDir, `${base}.log`);
+    const manifestPath = pre.template.declaresManifestPath ? join(logDir, `${base}.manifest.json`) : undefined;
+    const logFd = openSync(logFile, "a", 0o600);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      io.stderr(`packer ${packerVersionText}: building; log: ${logFile}`);
+      if (args.timeoutSeconds !== undefined) {
+        timer = setTimeout(() => this.onTimeout(), args.timeoutSeconds * 1000);
+      }
+      if (pre.template.requiredPluginsDir !== undefined && canInit) {
+        await this.init(bin, pre.template.requiredPluginsDir, logFd, logFile);
+      }
+      this.stopIfSignalled(logFile);
+      const build = await this.build(bin, this.buildArgs(pre, manifestPath), logFd, logFile);
+      return await this.outcome(build, { logFile, manifestPath, packerVersion: packerVersionText });
+    } finally {
+      if (timer) clearTimeout(timer);
+      closeSync(logFd);
+    }
+  }
+
+  private onTimeout(): void {
+    this.timedOut = true;
+    if (this.active) {
+      this.io.stderr(`timed out after ${this.args.timeoutSeconds} s: interrupting Packer and waiting for its cleanup`);
+      this.active.interrupt();
+    }
+  }
+
+  private buildArgs(pre: Preflight, manifestPath: string | undefined): string[] {
+    const argv = ["build", "-machine-readable"];
+    for (const [key, value] of this.args.vars) {
+      // The runner owns manifest_path: a fresh file per run, so no earlier run's builds can leak in.
+      if (manifestPath !== undefined && key === "manifest_path") continue;
+      argv.push("-var", `${key}=${value}`);
+    }
+    if (manifestPath !== undefined) argv.push("-var", `manifest_path=${manifestPath}`);
+    for (const file of pre.varFiles) argv.push("-var-file", file);
+    argv.push(pre.template.buildPath);
+    return argv;
+  }
+
+  private async init(bin: string, dir: string, logFd: number, logFile: string): Promise<void> {
+    const init = startPacker(bin, ["init", dir], { logFd, env: this.io.env, cwd: this.io.cwd });
+    this.active = init;
+    const exit = await init.exited.finally(() => {
+      this.active = undefined;
+    });
+    if (this.timedOut) {
+      throw new StageFailure(
+        new JiraImagesError("TIMEOUT", `timed out after ${this.args.timeoutSeconds} s during \`packer init\``),
+        EXIT.timeout,
+        [`log: ${logFile}`],
+      );
+    }
+    this.stopIfSignalled(logFile);
+    if (exit.exitCode !== 0) {
+      throw new StageFailure(
+        new JiraImagesError("PACKER_INIT_FAILED", `\`packer init ${dir}\` ${describeExit(exit)}`),
+        EXIT.packerFailed,
+        [`log: ${logFile}`],
+      );
+    }
+  }
+
+  private async build(bin: string, argv: string[], logFd: number, logFile: string): Promise<BuildRun> {
+    const packer = startPacker(bin, argv, { logFd, env: this.io.env, cwd: this.io.cwd });
+    this.active = packer;
+    const watchdog = packer.pid > 0 ? this.startWatchdog(packer.pid, logFile) : undefined;
+    if (this.signal !== undefined || this.timedOut) packer.interrupt();
+
+    const parser = new MachineReadableParser();
+    let credentialSeen = false;
+    let lineTail = "";
+    const onText = (text: string) => {
+      parser.push(text);
+      // A credential never spans lines, but it may span two reads: scan from the last line start.
+      if (!credentialSeen) {
+        const scan = lineTail + text;
+        credentialSeen = containsCredential(scan);
+        lineTail = scan.slice(scan.lastIndexOf("\n") + 1);
+      }
+    };
+    const following = followFile(logFile, onText, packer.exited);
+    let exit: PackerExit;
+    try {
+      exit = await packer.exited;
+    } finally {
+      this.active = undefined;
+      await following;
+      if (watchdog !== undefined) signalGroup(watchdog, "SIGTERM");
+    }
+    // A provisioner's background process must not outlive the build.
+    signalGroup(packer.pid, "SIGTERM");
+    if (credentialSeen) await redactFileInPlace(logFile);
+    return {
+      exit,
+      stream: parser.end(),
+      timedOut: this.timedOut,
+      ...(this.signal !== undefined ? { signal: this.signal } : {}),
+    };
+  }
+
+  private startWatchdog(packerPid: number, logFile: string): number | undefined {
+    const child = execa(process.execPath, ["--import", TSX_LOADER, WATCHDOG, String(process.pid), String(packerPid), logFile], {
+      detached: true,
+      cleanup: false,
+      stdio: "ignore",
+      reject: false,
+      cwd: dirname(logFile),
+    });
+    child.unref();
+    // Its result is of no interest: it reports into the log, and it is stopped with SIGTERM.
+    child.catch(() => undefined);
+    return child.pid;
+  }
+
+  private async outcome(
+    build: BuildRun,
+    run: { logFile: string; manifestPath: string | undefined; packerVersion: string },
+  ): Promise<StageResult> {
+    const { exit, stream } = build;
+    const logLine = `log: ${run.logFile}`;
+    if (build.timedOut) {
+      throw new StageFailure(
+        new JiraImagesError("TIMEOUT", `timed out after ${this.args.timeoutSeconds} s; ${cleanupOutcome(stream, exit)}`),
+        EXIT.timeout,
+        [logLine],
+      );
+    }
+    if (build.signal !== undefined) {
+      throw new StageFailure(
+        new JiraImagesError("INTERRUPTED", `received ${build.signal}; ${cleanupOutcome(stream, exit)}`),
+        signalExitCode(build.signal),
+        [logLine],
+      );
+    }
+    if (exit.exitCode !== 0) {
+      const errors = packerErrorLines(stream);
+      return this.fail("PACKER_FAILED", `packer build ${describeExit(exit)}`, [
+        ...(errors.length > 0 ? errors : ["(Packer printed no error message)"]),
+        logLine,
+      ]);
+    }
+    const selection = selectStageImage(stream);
+    if (selection.kind === "none") {
+      // The manifest post-processor repeats each artifact; say each one once.
+      const made = [
+        ...new Set(
+          selection.artifacts.map(
+            (a) => `artifact of ${a.target || "(no build name)"}: builder ${a.builderId ?? "?"}, id ${JSON.stringify(a.id ?? "")}`,
+          ),
+        ),
+      ];
+      return this.fail(
+        "NO_AMI",
+        stream.artifacts.length === 0
+          ? "packer build exited 0 but created no artifact at all, so no AMI"
+          : "packer build exited 0 but none of its artifacts is an AMI (region:ami-...)",
+        [...made, logLine],
+      );
+    }
+    if (selection.kind === "several") {
+      return this.fail(
+        "MULTIPLE_IMAGES",
+        `packer build created ${selection.images.length} different images, a stage must create exactly one: ` +
+          selection.images.map(describeImage).join("; "),
+        [logLine],
+      );
+    }
+    const image = selection.image;
+    let packerRunUuid: string | undefined;
+    if (run.manifestPath !== undefined) {
+      if (existsSync(run.manifestPath)) {
+        let manifest;
+        try {
+          manifest = await readManifest(run.manifestPath);
+        } catch (error) {
+          const reason = error instanceof Error ? error.message : String(error);
+          return this.fail("MANIFEST_INVALID", `cannot read the manifest ${run.manifestPath}: ${reason}`, [logLine]);
+        }
+        const check = checkManifest(manifest, image);
+        if (!check.ok) {
+          return this.fail("MANIFEST_MISMATCH", `${check.problem} (manifest: ${run.manifestPath})`, [logLine]);
+        }
+        packerRunUuid = check.runUuid;
+      } else {
+        this.io.stderr(
+          `warning: the template declares manifest_path but wrote no manifest to ${run.manifestPath}; ` +
+            "relying on the log alone (add a manifest post-processor with output = var.manifest_path)",
+        );
+      }
+    }
+    return this.result(image, run.logFile, run.packerVersion, packerRunUuid);
+  }
+
+  private fail(code: string, message: string, details: string[]): never {
+    throw new StageFailure(new JiraImagesError(code, message), EXIT.packerFailed, details);
+  }
+
+  private result(image: StageImage, logFile: string, packerVersion: string, packerRunUuid: string | undefined): StageResult {
+    return StageResultSchema.parse({
+      stage: this.args.stage,
+      amiId: image.amiId,
+      region: image.region,
+      amis: image.amis,
+      logFile,
+      ...(image.builderId !== undefined ? { builderId: image.builderId } : {}),
+      packerVersion,
+      ...(packerRunUuid !== undefined ? { packerRunUuid } : {}),
+      durationSeconds: Math.round((Date.now() - this.started) / 100) / 10,
+    });
+  }
+}
+
+/** Runs one stage; resolves to the result line's object, or rejects with a `StageFailure`/`JiraImagesError`. */
+export function runStage(args: RunnerArgs, io: RunnerIo): Promise<StageResult> {
+  return new Runner(args, io).run();
+}
