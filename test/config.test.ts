@@ -1,0 +1,132 @@
+import { strict as assert } from "node:assert";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse as parseYaml } from "yaml";
+import {
+  PROJECT,
+  SETTINGS,
+  loadStackConfigFile,
+  parseStackConfig,
+  readStackFileConfig,
+  stackFileToRawConfig,
+  type StackConfig,
+} from "../src/config.ts";
+import { PROJECT_ROOT } from "./helpers/pulumi-mocks.ts";
+
+const source = { stack: "dev", file: "Pulumi.dev.yaml" };
+const devRaw = () => readStackFileConfig(PROJECT_ROOT, "dev");
+
+function parseWith(changes: Record<string, string | undefined>): StackConfig {
+  const raw = devRaw();
+  for (const [key, value] of Object.entries(changes)) {
+    if (value === undefined) delete raw[`${PROJECT}:${key}`];
+    else raw[`${PROJECT}:${key}`] = value;
+  }
+  return parseStackConfig(raw, source);
+}
+
+function assertConfigError(changes: Record<string, string | undefined>, ...expected: RegExp[]): void {
+  assert.throws(
+    () => parseWith(changes),
+    (err: Error) => {
+      assert.match(err.message, /^CONFIG_INVALID: stack dev:/);
+      for (const re of expected) assert.match(err.message, re);
+      return true;
+    },
+  );
+}
+
+describe("stack config", () => {
+  it("parses Pulumi.dev.yaml into a typed StackConfig with the project defaults", () => {
+    const config = loadStackConfigFile(PROJECT_ROOT, "dev");
+    assert.equal(config.stack, "dev");
+    assert.equal(config.environment, "dev");
+    assert.equal(config.chefNode, "dev");
+    assert.equal(config.instanceCount, 1);
+    assert.deepEqual(config.amiRegions, []);
+    assert.deepEqual(config.sourceAmiOwners, ["amazon"]);
+    assert.equal(config.sourceAmiNameFilter, "al2023-ami-2023.*-x86_64");
+    assert.equal(config.userDataBudgetBytes, 1024);
+    assert.equal(config.associatePublicIp, false);
+    assert.deepEqual(config.tags, { CostCenter: "jira", Owner: "platform-team" });
+  });
+
+  it("parses Pulumi.prod.yaml with its copy region and instance count", () => {
+    const config = loadStackConfigFile(PROJECT_ROOT, "prod");
+    assert.equal(config.environment, "prod");
+    assert.deepEqual(config.amiRegions, ["eu-central-1"]);
+    assert.equal(config.instanceCount, 2);
+    assert.equal(config.rootVolumeSizeGb, 50);
+  });
+
+  it("declares every setting in Pulumi.yaml with the same type and default as the program", () => {
+    const project = parseYaml(readFileSync(join(PROJECT_ROOT, "Pulumi.yaml"), "utf8")) as {
+      name: string;
+      backend: { url: string };
+      config: Record<string, { type: string; description?: string; default?: unknown; items?: { type: string } }>;
+    };
+    assert.equal(project.name, PROJECT);
+    assert.equal(project.backend.url, "file://./.pulumi-state");
+    assert.deepEqual(Object.keys(project.config).sort(), Object.keys(SETTINGS).sort());
+    for (const [key, setting] of Object.entries(SETTINGS)) {
+      const declared = project.config[key]!;
+      assert.equal(declared.type, setting.kind, `type of ${key}`);
+      assert.ok(declared.description && declared.description.length > 10, `description of ${key}`);
+      assert.deepEqual(declared.default, (setting as { default?: unknown }).default, `default of ${key}`);
+      if (setting.kind === "array") assert.deepEqual(declared.items, { type: "string" }, `items of ${key}`);
+    }
+  });
+
+  it("reads values the way the Pulumi runtime hands them over (strings, JSON for the rest)", () => {
+    const raw = stackFileToRawConfig({ "jira-images:instanceCount": 3, "jira-images:tags": ["A=b"], "jira-images:region": "eu-west-1" });
+    assert.deepEqual(raw, { "jira-images:instanceCount": "3", "jira-images:tags": '["A=b"]', "jira-images:region": "eu-west-1" });
+  });
+
+  it("ignores other namespaces such as aws:", () => {
+    const raw = { ...devRaw(), "aws:region": "us-east-1" };
+    assert.equal(parseStackConfig(raw, source).region, "eu-west-1");
+  });
+
+  describe("bad values fail with the stack file, the key and the fix", () => {
+    it("missing required region", () =>
+      assertConfigError({ region: undefined }, /Pulumi\.dev\.yaml: jira-images:region is required/, /Fix: pulumi config set --stack dev jira-images:region eu-west-1/));
+    it("missing environment", () => assertConfigError({ environment: undefined }, /jira-images:environment is required/));
+    it("missing chefNode", () => assertConfigError({ chefNode: undefined }, /jira-images:chefNode is required/));
+    it("region that is not a region", () =>
+      assertConfigError({ region: "Ireland" }, /jira-images:region must be an AWS region name, got "Ireland"/));
+    it("copy region list that is not a list", () =>
+      assertConfigError({ amiRegions: "eu-central-1" }, /jira-images:amiRegions must be a list of AWS region names/, /Fix: write "jira-images:amiRegions: \["eu-central-1"\]" under config: in Pulumi\.dev\.yaml/));
+    it("copy regions that include the build region", () =>
+      assertConfigError({ amiRegions: '["eu-west-1","eu-central-1"]' }, /lists the build region eu-west-1/));
+    it("pinned source AMI that is not an AMI ID", () =>
+      assertConfigError({ sourceAmi: "ami-xyz" }, /jira-images:sourceAmi must be an AMI ID/));
+    it("empty source owner list", () => assertConfigError({ sourceAmiOwners: "[]" }, /jira-images:sourceAmiOwners must be a non-empty list/));
+    it("Jira version that is not x.y.z", () =>
+      assertConfigError({ jiraVersion: "latest" }, /jira-images:jiraVersion must be a version such as 9\.12\.15, got "latest"/));
+    it("instance type that is not one", () => assertConfigError({ instanceType: "large" }, /jira-images:instanceType must be an EC2 instance type/));
+    it("environment with upper case", () => assertConfigError({ environment: "Dev" }, /jira-images:environment must be a lower-case name/));
+    it("negative instance count", () =>
+      assertConfigError({ instanceCount: "-1" }, /jira-images:instanceCount must be an integer from 0 to 20, got "-1"/, /Fix: write "jira-images:instanceCount: 1"/));
+    it("fractional instance count", () => assertConfigError({ instanceCount: "1.5" }, /jira-images:instanceCount must be an integer/));
+    it("instance count that is not a number", () => assertConfigError({ instanceCount: "two" }, /jira-images:instanceCount must be an integer/));
+    it("public IP flag that is not a boolean", () => assertConfigError({ associatePublicIp: "yes" }, /jira-images:associatePublicIp must be true or false/));
+    it("subnets without their VPC", () =>
+      assertConfigError({ subnetIds: '["subnet-0123456789abcdef0"]', vpcId: "" }, /jira-images:vpcId is required when subnetIds is set/));
+    it("malformed subnet ID", () => assertConfigError({ subnetIds: '["sub-1"]' }, /jira-images:subnetIds must be a list of subnet IDs/));
+    it("CIDR with an octet over 255", () => assertConfigError({ allowedCidrs: '["10.0.0.300/8"]' }, /jira-images:allowedCidrs must be a list of IPv4 CIDR blocks/));
+    it("base URL with a quote", () => assertConfigError({ jiraBaseUrl: "https://x.example.com/'" }, /jira-images:jiraBaseUrl must be an http\(s\) URL/));
+    it("user data budget over the AWS limit", () =>
+      assertConfigError({ userDataBudgetBytes: "20000" }, /jira-images:userDataBudgetBytes must be an integer from 1 to 16384/));
+    it("root volume too small", () => assertConfigError({ rootVolumeSizeGb: "4" }, /jira-images:rootVolumeSizeGb must be an integer from 8/));
+    it("tag without =", () => assertConfigError({ tags: '["CostCenter"]' }, /jira-images:tags must be a list of "Key=Value" strings/));
+    it("tag overriding a lineage tag", () => assertConfigError({ tags: '["Stage=x"]' }, /overrides the program's own tag Stage/));
+    it("misspelt key, with a suggestion", () =>
+      assertConfigError({ instanceCuont: "2" }, /jira-images:instanceCuont is not a setting of this project \(did you mean jira-images:instanceCount\?\)/, /Fix: pulumi config rm --stack dev jira-images:instanceCuont/));
+    it("several problems at once, one line each", () => {
+      assert.throws(
+        () => parseWith({ region: "x", instanceCount: "99" }),
+        (err: Error) => err.message.split("\n").length === 3 && /region/.test(err.message) && /instanceCount/.test(err.message),
+      );
+    });
+  });
+});
