@@ -44,15 +44,15 @@ case "$store" in
 esac
 [ -n "$password" ] || fail "${store}:${name} is empty"
 
-# XML-escape; '&' first so that the entities added after it are not escaped twice.
-escaped="${password//&/&amp;}"
-escaped="${escaped//</&lt;}"
-escaped="${escaped//>/&gt;}"
-escaped="${escaped//\"/&quot;}"
-escaped="${escaped//\'/&apos;}"
+# XML-escape; '&' first so that the entities added after it are not escaped twice. Replacements
+# are quoted: bash 5.2 (patsub_replacement) would otherwise expand '&' in them to the match.
+escaped="${password//&/"&amp;"}"
+escaped="${escaped//</"&lt;"}"
+escaped="${escaped//>/"&gt;"}"
+escaped="${escaped//\"/"&quot;"}"
+escaped="${escaped//\'/"&apos;"}"
 
 content="$(cat "$template")"
-# Quoted replacement: bash 5.2 would otherwise expand '&' in it to the matched text.
 content="${content//@@JIRA_DB_PASSWORD@@/"$escaped"}"
 
 umask 077

@@ -1,0 +1,266 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { execa } from "execa";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const packerDir = join(root, "packer");
+const STAGE_DIRS = ["base", "jira", "custom"] as const;
+const PARENT_AMI = "ami-0123456789abcdef0";
+const INPUTS_HASH = `sha256:${"ab".repeat(32)}`;
+const BUILDER_CIDRS = '["203.0.113.7/32"]';
+
+function requireTool(command: string, aptPackage: string): void {
+  const probe = spawnSync("sh", ["-c", `command -v ${command}`]);
+  if (probe.status !== 0) {
+    throw new Error(`${command} is not installed: apt-get install -y ${aptPackage}`);
+  }
+}
+
+/** Packer without AWS credentials or network: proves that validation needs neither. */
+function packerEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value !== undefined && !key.startsWith("AWS_") && !key.startsWith("PKR_VAR_")) env[key] = value;
+  }
+  return { ...env, CHECKPOINT_DISABLE: "1", PACKER_LOG: "", ...extra };
+}
+
+async function packer(args: string[], extraEnv: Record<string, string> = {}) {
+  return execa("packer", args, { cwd: root, reject: false, env: packerEnv(extraEnv), extendEnv: false });
+}
+
+function varArgs(vars: Record<string, string>): string[] {
+  return Object.entries(vars).flatMap(([key, value]) => ["-var", `${key}=${value}`]);
+}
+
+/** Exactly the contract variables the program passes to each stage (see the README). */
+function contractVars(stage: string, manifestPath: string): Record<string, string> {
+  const common = {
+    stage,
+    inputs_hash: INPUTS_HASH,
+    region: "eu-west-1",
+    ami_regions: '["eu-central-1"]',
+    build_instance_type: "t3.medium",
+    ssh_username: "ec2-user",
+    manifest_path: manifestPath,
+  };
+  if (stage === "base") {
+    return {
+      ...common,
+      source_ami: "",
+      source_ami_owners: '["amazon"]',
+      source_ami_name_filter: "al2023-ami-2023.*-x86_64",
+    };
+  }
+  if (stage === "jira") return { ...common, source_ami: PARENT_AMI, jira_version: "9.12.15" };
+  const env = stage.replace(/^custom-/, "");
+  return { ...common, source_ami: PARENT_AMI, jira_version: "9.12.15", environment: env, chef_node: env };
+}
+
+async function environments(): Promise<string[]> {
+  const files = await readdir(join(packerDir, "custom"));
+  return files.filter((f) => f.endsWith(".pkrvars.hcl")).map((f) => f.replace(/\.pkrvars\.hcl$/, "")).sort();
+}
+
+async function stageText(stageDir: string): Promise<string> {
+  const dir = join(packerDir, stageDir);
+  const files = (await readdir(dir)).filter((f) => f.endsWith(".pkr.hcl")).sort();
+  const texts = await Promise.all(files.map((f) => readFile(join(dir, f), "utf8")));
+  return texts.join("\n");
+}
+
+/** `packer inspect` prints maps as `"key" = "value"` lines inside a quoted, escaped string. */
+function inspectLocal(output: string, name: string): string {
+  const line = output.split("\n").find((l) => l.startsWith(`local.${name}: `));
+  assert.ok(line, `packer inspect shows no local.${name}`);
+  return JSON.parse(line.slice(`local.${name}: `.length)) as string;
+}
+
+function mapEntries(rendered: string): Record<string, string> {
+  const entries: Record<string, string> = {};
+  for (const match of rendered.matchAll(/^\s*"([^"]+)" = "([^"]*)"$/gm)) entries[match[1]!] = match[2]!;
+  return entries;
+}
+
+async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  const nested = await Promise.all(
+    entries.map((e) => (e.isDirectory() ? filesUnder(join(dir, e.name)) : Promise.resolve([join(dir, e.name)]))),
+  );
+  return nested.flat();
+}
+
+describe("packer templates (real Packer 1.6.6)", function () {
+  let scratch: string;
+
+  before(async function () {
+    requireTool("packer", "packer");
+    scratch = await mkdtemp(join(tmpdir(), "packer-templates-"));
+  });
+
+  after(async function () {
+    if (scratch) await rm(scratch, { recursive: true, force: true });
+  });
+
+  it("keeps the plugin requirement alone in packer/, pinned, out of every stage folder", async function () {
+    const top = (await readdir(packerDir)).filter((f) => f.endsWith(".pkr.hcl") || f.endsWith(".pkr.json"));
+    assert.deepEqual(top, ["plugins.pkr.hcl"]);
+    const plugins = await readFile(join(packerDir, "plugins.pkr.hcl"), "utf8");
+    assert.match(plugins, /required_plugins\s*\{\s*amazon\s*=\s*\{/);
+    assert.match(plugins, /source\s*=\s*"github\.com\/hashicorp\/amazon"/);
+    assert.match(plugins, /version\s*=\s*">=\s*1\.\d+\.\d+,\s*<\s*2\.0\.0"/);
+    // What Packer 1.6.6 rejects must stay out of the stage folders.
+    for (const stage of STAGE_DIRS) {
+      const text = await stageText(stage);
+      for (const forbidden of [/required_plugins/, /^\s*data\s+"/m, /metadata_options/, /imds_support/, /deprecate_at/]) {
+        assert.doesNotMatch(text, forbidden, `packer/${stage} must not use ${forbidden}`);
+      }
+    }
+  });
+
+  it("is `packer fmt -check` clean in every folder, var files included", async function () {
+    for (const dir of ["packer", ...STAGE_DIRS.map((s) => `packer/${s}`)]) {
+      const result = await packer(["fmt", "-check", "-diff", dir]);
+      assert.equal(result.exitCode, 0, `packer fmt -check ${dir}:\n${result.stdout}${result.stderr}`);
+    }
+  });
+
+  for (const stage of ["base", "jira"]) {
+    it(`validates packer/${stage} with the program's variables, offline and without AWS credentials`, async function () {
+      const vars = contractVars(stage, join(scratch, `${stage}.json`));
+      const result = await packer(["validate", ...varArgs(vars), `packer/${stage}`], {
+        PKR_VAR_ssh_source_cidrs: BUILDER_CIDRS,
+      });
+      assert.equal(result.exitCode, 0, result.stdout + result.stderr);
+    });
+  }
+
+  it("validates packer/base with a pinned source_ami instead of the filter", async function () {
+    const vars = { ...contractVars("base", join(scratch, "base-pinned.json")), source_ami: PARENT_AMI };
+    const result = await packer(["validate", ...varArgs(vars), "packer/base"], { PKR_VAR_ssh_source_cidrs: BUILDER_CIDRS });
+    assert.equal(result.exitCode, 0, result.stdout + result.stderr);
+  });
+
+  it("has a var file for dev and prod, and validates packer/custom with each", async function () {
+    const envs = await environments();
+    assert.ok(envs.includes("dev") && envs.includes("prod"), `var files found: ${envs.join(", ")}`);
+    for (const env of envs) {
+      const vars = contractVars(`custom-${env}`, join(scratch, `custom-${env}.json`));
+      const result = await packer(
+        ["validate", ...varArgs(vars), "-var-file", `packer/custom/${env}.pkrvars.hcl`, "packer/custom"],
+        { PKR_VAR_ssh_source_cidrs: BUILDER_CIDRS },
+      );
+      assert.equal(result.exitCode, 0, `custom-${env}: ${result.stdout}${result.stderr}`);
+    }
+  });
+
+  it("refuses to build without the builder's address, or open to the whole internet", async function () {
+    const vars = contractVars("jira", join(scratch, "jira-open.json"));
+    const unset = await packer(["validate", ...varArgs(vars), "packer/jira"]);
+    assert.notEqual(unset.exitCode, 0);
+    assert.match(unset.stdout + unset.stderr, /ssh_source_cidrs/);
+    const open = await packer(["validate", ...varArgs(vars), "packer/jira"], { PKR_VAR_ssh_source_cidrs: '["0.0.0.0/0"]' });
+    assert.notEqual(open.exitCode, 0);
+    assert.match(open.stdout + open.stderr, /0\.0\.0\.0\/0 is refused/);
+  });
+
+  it("refuses jira and custom builds without a parent AMI", async function () {
+    for (const stage of ["jira", "custom-dev"]) {
+      const { source_ami: _parent, ...vars } = contractVars(stage, join(scratch, "no-parent.json"));
+      const dir = stage === "jira" ? "packer/jira" : "packer/custom";
+      const result = await packer(["validate", ...varArgs(vars), dir], { PKR_VAR_ssh_source_cidrs: BUILDER_CIDRS });
+      assert.notEqual(result.exitCode, 0, `${stage} validated without source_ami`);
+      assert.match(result.stdout + result.stderr, /source_ami/);
+    }
+  });
+
+  it("declares every contract variable in every stage", async function () {
+    const common = ["stage", "inputs_hash", "region", "ami_regions", "build_instance_type", "ssh_username", "manifest_path"];
+    const expected: Record<string, string[]> = {
+      base: [...common, "source_ami", "source_ami_owners", "source_ami_name_filter"],
+      jira: [...common, "source_ami", "jira_version"],
+      custom: [...common, "source_ami", "jira_version", "environment", "chef_node"],
+    };
+    for (const stage of STAGE_DIRS) {
+      const result = await packer(["inspect", `packer/${stage}`]);
+      assert.equal(result.exitCode, 0, result.stderr);
+      const declared = [...result.stdout.matchAll(/^var\.([a-z_]+):/gm)].map((m) => m[1]);
+      for (const name of expected[stage]!) assert.ok(declared.includes(name), `packer/${stage} lacks variable "${name}"`);
+    }
+  });
+
+  it("names each AMI after its stage and build time, with lineage tags on the AMI and its snapshots", async function () {
+    for (const [stage, dir, extra] of [
+      ["base", "packer/base", []],
+      ["jira", "packer/jira", []],
+      ["custom-prod", "packer/custom", ["-var-file", "packer/custom/prod.pkrvars.hcl"]],
+    ] as const) {
+      const vars = contractVars(stage, join(scratch, "inspect.json"));
+      const result = await packer(["inspect", ...varArgs(vars), ...extra, dir], { PKR_VAR_ssh_source_cidrs: BUILDER_CIDRS });
+      assert.equal(result.exitCode, 0, result.stderr);
+      const amiName = inspectLocal(result.stdout, "ami_name");
+      assert.match(amiName, new RegExp(`^jira-images-${stage}-(9\\.12\\.15-)?\\d{14}$`));
+      const tags = mapEntries(inspectLocal(result.stdout, "lineage_tags"));
+      assert.equal(tags["jira-images:stage"], stage);
+      assert.equal(tags["jira-images:parent-ami"], "{{ .SourceAMI }}");
+      assert.equal(tags["jira-images:inputs-hash"], INPUTS_HASH);
+      assert.match(tags["jira-images:build-time"] ?? "", /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
+      if (stage !== "base") assert.equal(tags["jira-images:jira-version"], "9.12.15");
+      if (stage === "custom-prod") assert.equal(tags["jira-images:environment"], "prod");
+      assert.ok(mapEntries(inspectLocal(result.stdout, "run_tags"))["jira-images:stage"] === stage, "run_tags lack the stage");
+
+      const text = await stageText(dir.replace("packer/", ""));
+      assert.match(text, /^\s*tags\s*=\s*local\.lineage_tags$/m);
+      assert.match(text, /^\s*snapshot_tags\s*=\s*local\.lineage_tags$/m);
+      assert.match(text, /^\s*run_tags\s*=\s*local\.run_tags$/m);
+    }
+  });
+
+  it("builds private, encrypted images with a restricted temporary security group and the runner's manifest", async function () {
+    for (const stage of STAGE_DIRS) {
+      const text = await stageText(stage);
+      assert.match(text, /source\s+"amazon-ebs"/, `${stage}: amazon-ebs`);
+      assert.match(text, /^\s*encrypt_boot\s*=\s*true$/m, `${stage}: encrypt_boot`);
+      assert.match(text, /^\s*source_ami\s*=\s*var\.source_ami$/m, `${stage}: source_ami from the variable`);
+      assert.match(text, /^\s*ami_regions\s*=\s*var\.ami_regions$/m, `${stage}: ami_regions`);
+      assert.match(text, /^\s*temporary_security_group_source_cidrs\s*=\s*var\.ssh_source_cidrs$/m, `${stage}: SG`);
+      assert.doesNotMatch(text, /ami_users|ami_groups|snapshot_users|snapshot_groups/, `${stage}: must stay private`);
+      assert.match(text, /post-processor\s+"manifest"\s*\{[^}]*output\s*=\s*var\.manifest_path/s, `${stage}: manifest`);
+      assert.match(text, /custom_data\s*=\s*\{[^}]*stage\s*=[^}]*environment\s*=/s, `${stage}: custom_data`);
+    }
+    assert.match(await stageText("base"), /source_ami_filter[\s\S]*owners\s*=\s*var\.source_ami_owners/);
+  });
+
+  it("uploads only paths that exist in the repository (the LFS installer aside)", async function () {
+    const sources: string[] = [];
+    for (const stage of STAGE_DIRS) {
+      const text = await stageText(stage);
+      for (const match of text.matchAll(/"\$\{path\.root\}([^"$]*)"/g)) {
+        sources.push(join(packerDir, stage) + match[1]);
+      }
+    }
+    assert.ok(sources.length >= 7, `found only ${sources.length} upload/script paths`);
+    for (const source of sources) {
+      const info = await stat(source).catch(() => null);
+      assert.ok(info, `${relative(root, source)} does not exist`);
+    }
+    assert.match(await stageText("jira"), /files\/\$\{local\.installer\}"[^}]*generated\s*=\s*true/s);
+  });
+
+  it("keeps every provisioning script shellcheck-clean", async function () {
+    requireTool("shellcheck", "shellcheck");
+    const scripts = (await filesUnder(packerDir)).filter((f) => f.endsWith(".sh"));
+    assert.ok(scripts.length >= 5, `found only ${scripts.length} scripts`);
+    const result = await execa("shellcheck", ["--shell=bash", "--severity=style", ...scripts], { reject: false });
+    assert.equal(result.exitCode, 0, result.stdout + result.stderr);
+    for (const script of scripts) {
+      const text = await readFile(script, "utf8");
+      assert.match(text, /^#!\/bin\/bash\n/, `${relative(root, script)}: shebang`);
+      assert.match(text, /^set -euo pipefail$/m, `${relative(root, script)}: strict mode`);
+    }
+  });
+});
