@@ -32,9 +32,11 @@ export function stripColors(text: string): string {
   return text.replace(/\u001b\[[0-9;]*m/g, "").replace(/<\{%[^%]*%\}>/g, "");
 }
 
+/** The stage a command URN belongs to: src/pipeline.ts names a stage's command `<stage>-build`. */
 export function stageNameFromUrn(urn: string): string {
   const at = urn.lastIndexOf("::");
-  return at >= 0 ? urn.slice(at + 2) : urn;
+  const name = at >= 0 ? urn.slice(at + 2) : urn;
+  return name.replace(/-build$/, "");
 }
 
 export function formatDuration(ms: number): string {
