@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -123,7 +124,7 @@ describe("packer templates (real Packer 1.6.6)", function () {
   });
 
   it("is `packer fmt -check` clean in every folder, var files included", async function () {
-    for (const dir of ["packer", ...STAGE_DIRS.map((s) => `packer/${s}`)]) {
+    for (const dir of ["packer", ...STAGE_DIRS.map((s) => `packer/${s}`), "test/fixtures/packer-smoke"]) {
       const result = await packer(["fmt", "-check", "-diff", dir]);
       assert.equal(result.exitCode, 0, `packer fmt -check ${dir}:\n${result.stdout}${result.stderr}`);
     }
@@ -262,5 +263,96 @@ describe("packer templates (real Packer 1.6.6)", function () {
       assert.match(text, /^#!\/bin\/bash\n/, `${relative(root, script)}: shebang`);
       assert.match(text, /^set -euo pipefail$/m, `${relative(root, script)}: strict mode`);
     }
+  });
+});
+
+describe("provisioning smoke run (real Packer 1.6.6, null builder + shell-local)", function () {
+  const fixture = "test/fixtures/packer-smoke";
+  const standInRpm = "stand-in cinc rpm\n";
+  let scratch: string;
+
+  before(function () {
+    requireTool("packer", "packer");
+  });
+
+  beforeEach(async function () {
+    scratch = await mkdtemp(join(tmpdir(), "packer-smoke-"));
+    await mkdir(join(scratch, "etc", "cinc"), { recursive: true });
+    await mkdir(join(scratch, "var", "chef"), { recursive: true });
+    await mkdir(join(scratch, "home", "ec2-user", ".ssh"), { recursive: true });
+    await writeFile(join(scratch, "etc", "os-release"), 'NAME="Amazon Linux"\nID="amzn"\nVERSION_ID="2023"\n');
+    await writeFile(join(scratch, "home", "ec2-user", ".ssh", "authorized_keys"), "ssh-ed25519 AAAA packer-temporary-key\n");
+  });
+
+  afterEach(async function () {
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  async function smoke(vars: Record<string, string>) {
+    const all = {
+      scratch,
+      system_path: process.env["PATH"] ?? "/usr/bin:/bin",
+      chef_client_rpm_sha256: createHash("sha256").update(standInRpm).digest("hex"),
+      ...vars,
+    };
+    const result = await packer(["build", "-machine-readable", ...varArgs(all), fixture]);
+    const calls = await readFile(join(scratch, "calls.log"), "utf8").catch(() => "");
+    return { ...result, calls: calls.split("\n").filter((l) => l.length > 0) };
+  }
+
+  async function exists(path: string): Promise<boolean> {
+    return (await stat(path).catch(() => null)) !== null;
+  }
+
+  it("custom stage: hardens the OS, installs the pinned client, runs Chef with the node, and cleans up", async function () {
+    const result = await smoke({ chef_node: "dev" });
+    assert.equal(result.exitCode, 0, result.stdout);
+    const hardening = await readFile(join(scratch, "etc", "ssh", "sshd_config.d", "01-jira-images-hardening.conf"), "utf8");
+    assert.match(hardening, /^PermitRootLogin no$/m);
+    assert.match(hardening, /^PasswordAuthentication no$/m);
+    assert.match(await readFile(join(scratch, "etc", "sysctl.d", "60-jira-images-hardening.conf"), "utf8"), /kernel\.kptr_restrict = 2/);
+    assert.deepEqual(
+      result.calls.filter((c) => !c.startsWith("rpm ") && !c.startsWith("cinc-client env")).map((c) => c.replace(/\/tmp\/\S+/g, "<tmp>")),
+      [
+        "dnf -y upgrade --refresh --releasever=latest",
+        "dnf -y install amazon-ssm-agent",
+        "systemctl enable amazon-ssm-agent",
+        "dnf clean all",
+        "curl --fail --silent --show-error --location --retry 3 --output <tmp> https://downloads.example.invalid/cinc-18.7.10-1.el9.x86_64.rpm",
+        "dnf -y install <tmp>",
+        "cinc-client --local-mode --config <tmp> --no-color --log_level info --node-name dev",
+        "dnf -y remove cinc",
+        "dnf clean all",
+      ],
+    );
+    assert.ok(result.calls.includes("cinc-client env JIRA_VERSION=9.12.15 CHEF_LICENSE=accept-no-persist"));
+    // The workspace, the client's state and the build's SSH key are gone from the "image".
+    assert.equal(await exists(join(scratch, "var", "tmp", "jira-images")), false, "workspace left on the image");
+    assert.equal(await exists(join(scratch, "var", "chef")), false);
+    assert.equal(await exists(join(scratch, "etc", "cinc")), false);
+    assert.equal(await exists(join(scratch, "home", "ec2-user", ".ssh", "authorized_keys")), false);
+  });
+
+  it("jira stage: runs Chef with the jira-base role as the run list", async function () {
+    const result = await smoke({ chef_run_list: "role[jira-base]" });
+    assert.equal(result.exitCode, 0, result.stdout);
+    assert.ok(
+      result.calls.some((c) => /^cinc-client --local-mode --config \S+\/chef\/client\.rb .*--node-name jira --override-runlist role\[jira-base\]$/.test(c)),
+      result.calls.join("\n"),
+    );
+  });
+
+  it("stops the build, naming the known nodes, when the environment has no Chef node", async function () {
+    const result = await smoke({ chef_node: "staging" });
+    assert.equal(result.exitCode, 1);
+    assert.match(result.stdout, /ui,error,.*run-chef: error: no Chef node 'staging'.*\(known nodes: dev prod\)/);
+    assert.ok(!result.calls.some((c) => c.startsWith("cinc-client --")), "Chef ran without a node");
+  });
+
+  it("stops the build before installing a client download whose checksum does not match", async function () {
+    const result = await smoke({ chef_node: "dev", chef_client_rpm_sha256: "0".repeat(64) });
+    assert.equal(result.exitCode, 1);
+    assert.match(result.stdout, /install-chef-client: error: checksum mismatch/);
+    assert.ok(!result.calls.some((c) => c.startsWith("dnf -y install /")), "the unverified RPM was installed");
   });
 });

@@ -1,8 +1,8 @@
 #!/bin/bash
 # Takes the provisioning workspace, the Chef client and its caches off the image, and the build's
 # SSH key with them. Runs as root on the build instance, as the last step of a stage.
-# TARGET_ROOT (default: empty) prefixes every path, so the logic can be smoke-tested in a scratch
-# directory.
+# TARGET_ROOT (default: empty) prefixes the system paths below (not WORKSPACE, which is used as
+# given), so the logic can be smoke-tested in a scratch directory.
 set -euo pipefail
 
 log() { printf 'cleanup: %s\n' "$*"; }
@@ -11,7 +11,7 @@ root="${TARGET_ROOT:-}"
 workspace="${WORKSPACE:?WORKSPACE is required}"
 
 log "removing the workspace ${workspace}"
-rm -rf "${root}${workspace}"
+rm -rf "${workspace}"
 
 if rpm -q cinc >/dev/null 2>&1; then
   log "removing the Cinc Client package"

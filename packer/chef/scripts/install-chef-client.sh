@@ -11,12 +11,12 @@ version="${CHEF_CLIENT_VERSION:?CHEF_CLIENT_VERSION is required}"
 url="${CHEF_CLIENT_RPM_URL:?CHEF_CLIENT_RPM_URL is required}"
 sha256="${CHEF_CLIENT_RPM_SHA256:?CHEF_CLIENT_RPM_SHA256 is required}"
 
-if command -v cinc-client >/dev/null 2>&1; then
-  installed="$(cinc-client --version)"
-  case "$installed" in
-    *" ${version}") log "Cinc Client ${version} already installed"; exit 0 ;;
-    *) fail "found '${installed}' but the template pins ${version}; the parent image should not carry a client" ;;
-  esac
+if installed="$(rpm -q --queryformat '%{VERSION}' cinc 2>/dev/null)"; then
+  if [ "$installed" = "$version" ]; then
+    log "Cinc Client ${version} already installed"
+    exit 0
+  fi
+  fail "found Cinc Client ${installed} but the template pins ${version}; the parent image should not carry a client"
 fi
 
 download_dir="$(mktemp -d)"
