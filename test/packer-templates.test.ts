@@ -124,10 +124,11 @@ describe("packer templates (real Packer 1.6.6)", function () {
   });
 
   it("is `packer fmt -check` clean in every folder, var files included", async function () {
-    for (const dir of ["packer", ...STAGE_DIRS.map((s) => `packer/${s}`), "test/fixtures/packer-smoke"]) {
-      const result = await packer(["fmt", "-check", "-diff", dir]);
-      assert.equal(result.exitCode, 0, `packer fmt -check ${dir}:\n${result.stdout}${result.stderr}`);
-    }
+    const dirs = ["packer", ...STAGE_DIRS.map((s) => `packer/${s}`), "test/fixtures/packer-smoke"];
+    const results = await Promise.all(dirs.map((dir) => packer(["fmt", "-check", "-diff", dir])));
+    results.forEach((result, i) => {
+      assert.equal(result.exitCode, 0, `packer fmt -check ${dirs[i]}:\n${result.stdout}${result.stderr}`);
+    });
   });
 
   for (const stage of ["base", "jira"]) {
@@ -149,14 +150,16 @@ describe("packer templates (real Packer 1.6.6)", function () {
   it("has a var file for dev and prod, and validates packer/custom with each", async function () {
     const envs = await environments();
     assert.ok(envs.includes("dev") && envs.includes("prod"), `var files found: ${envs.join(", ")}`);
-    for (const env of envs) {
-      const vars = contractVars(`custom-${env}`, join(scratch, `custom-${env}.json`));
-      const result = await packer(
-        ["validate", ...varArgs(vars), "-var-file", `packer/custom/${env}.pkrvars.hcl`, "packer/custom"],
-        { PKR_VAR_ssh_source_cidrs: BUILDER_CIDRS },
-      );
-      assert.equal(result.exitCode, 0, `custom-${env}: ${result.stdout}${result.stderr}`);
-    }
+    const results = await Promise.all(
+      envs.map((env) => {
+        const vars = contractVars(`custom-${env}`, join(scratch, `custom-${env}.json`));
+        return packer(
+          ["validate", ...varArgs(vars), "-var-file", `packer/custom/${env}.pkrvars.hcl`, "packer/custom"],
+          { PKR_VAR_ssh_source_cidrs: BUILDER_CIDRS },
+        );
+      }),
+    );
+    results.forEach((result, i) => assert.equal(result.exitCode, 0, `custom-${envs[i]}: ${result.stdout}${result.stderr}`));
   });
 
   it("refuses to build without the builder's address, or open to the whole internet", async function () {
@@ -186,8 +189,9 @@ describe("packer templates (real Packer 1.6.6)", function () {
       jira: [...common, "source_ami", "jira_version"],
       custom: [...common, "source_ami", "jira_version", "environment", "chef_node"],
     };
-    for (const stage of STAGE_DIRS) {
-      const result = await packer(["inspect", `packer/${stage}`]);
+    const inspected = await Promise.all(STAGE_DIRS.map((stage) => packer(["inspect", `packer/${stage}`])));
+    for (const [i, stage] of STAGE_DIRS.entries()) {
+      const result = inspected[i]!;
       assert.equal(result.exitCode, 0, result.stderr);
       const declared = [...result.stdout.matchAll(/^var\.([a-z_]+):/gm)].map((m) => m[1]);
       for (const name of expected[stage]!) assert.ok(declared.includes(name), `packer/${stage} lacks variable "${name}"`);
