@@ -1,11 +1,13 @@
+import { relative } from "node:path";
+import { JiraImagesError } from "../errors.ts";
+import { PROJECT, loadStackConfigFile } from "../config.ts";
+import { TRIGGER_NAMES, planStackInputs, type PlannedStage } from "../inputs-hash.ts";
+import { StageResultSchema } from "../runner/result.ts";
 import type { PlanFormat } from "./args.ts";
+import { resolveBackend } from "./backend.ts";
+import { checkpointFile, fileBackendDir, readCheckpoint, type RecordedStage } from "./checkpoint.ts";
 import type { DriverIo } from "./io.ts";
 
-/**
- * Module boundary for the offline rebuild plan (issue 5). It needs the program's named input
- * hashes (`src/inputs-hash.ts`), so the lead fills it in once those exist. Until then it refuses
- * honestly instead of printing a plan it cannot compute.
- */
 export interface PlanRequest {
   stack: string;
   format: PlanFormat;
@@ -15,8 +17,174 @@ export interface PlanRequest {
   env: NodeJS.ProcessEnv;
 }
 
-/** Returns the process exit code. */
-export async function runPlan(_request: PlanRequest, io: DriverIo): Promise<number> {
-  io.stderr("plan: not implemented yet\n");
-  return 2;
+export type StageVerdict =
+  /** No build of this stage is recorded for the stack. */
+  | { kind: "new" }
+  /** Named inputs whose hash differs from the recorded trigger. */
+  | { kind: "changed"; inputs: string[] }
+  /** Its own inputs are the same, but its parent's image is rebuilt. */
+  | { kind: "follows"; parent: string }
+  | { kind: "unchanged" };
+
+export interface StagePlan {
+  stage: string;
+  parent: string | undefined;
+  verdict: StageVerdict;
+  rebuild: boolean;
+  /** The AMI the last recorded build produced (stack region first listed), if any. */
+  currentAmi: string | undefined;
+}
+
+function triggerMap(entries: readonly string[]): Map<string, string> {
+  return new Map(
+    entries.map((entry) => {
+      const eq = entry.indexOf("=");
+      return eq < 0 ? [entry, ""] : [entry.slice(0, eq), entry.slice(eq + 1)];
+    }),
+  );
+}
+
+/** Named content inputs whose recorded value differs (the parent AMI is never known offline). */
+function changedInputs(planned: PlannedStage, recorded: RecordedStage): string[] {
+  const now = triggerMap(planned.triggers);
+  const before = triggerMap(recorded.triggers);
+  return TRIGGER_NAMES.filter((name) => name !== "parentAmi" && now.get(name) !== before.get(name));
+}
+
+function recordedAmi(recorded: RecordedStage | undefined): string | undefined {
+  if (recorded?.stdout === undefined) return undefined;
+  try {
+    const result = StageResultSchema.safeParse(JSON.parse(recorded.stdout));
+    return result.success ? result.data.amiId : undefined;
+  } catch {
+    // A stdout that is not the runner's JSON is shown as "no recorded AMI", not a crash of the plan.
+    return undefined;
+  }
+}
+
+/**
+ * Compares every stage's inputs now with what the last `up` recorded. Stages come parents first,
+ * so a stage knows whether its parent rebuilds. Pure.
+ */
+export function rebuildPlan(planned: readonly PlannedStage[], recorded: ReadonlyMap<string, RecordedStage>): StagePlan[] {
+  const rebuilding = new Set<string>();
+  return planned.map((stage) => {
+    const before = recorded.get(stage.stage);
+    let verdict: StageVerdict;
+    if (before === undefined) verdict = { kind: "new" };
+    else {
+      const inputs = changedInputs(stage, before);
+      if (inputs.length > 0) verdict = { kind: "changed", inputs };
+      else if (stage.parent !== undefined && rebuilding.has(stage.parent)) verdict = { kind: "follows", parent: stage.parent };
+      else verdict = { kind: "unchanged" };
+    }
+    const rebuild = verdict.kind !== "unchanged";
+    if (rebuild) rebuilding.add(stage.stage);
+    return { stage: stage.stage, parent: stage.parent, verdict, rebuild, currentAmi: recordedAmi(before) };
+  });
+}
+
+export function describeVerdict(verdict: StageVerdict): string {
+  switch (verdict.kind) {
+    case "new":
+      return "not built yet in this stack";
+    case "changed":
+      return `${verdict.inputs.join(", ")} changed`;
+    case "follows":
+      return `parent ${verdict.parent} rebuilds`;
+    case "unchanged":
+      return "inputs unchanged";
+  }
+}
+
+export interface PlanContext {
+  stack: string;
+  /** Where the recorded triggers came from, for the reader. */
+  stateSource: string;
+}
+
+function countLine(plans: readonly StagePlan[]): string {
+  const n = plans.filter((p) => p.rebuild).length;
+  return `${n} of ${plans.length} stages rebuild`;
+}
+
+export function renderText(plans: readonly StagePlan[], context: PlanContext): string {
+  const width = Math.max(5, ...plans.map((p) => p.stage.length));
+  const lines = [`Rebuild plan for stack ${context.stack}, compared with ${context.stateSource}`];
+  for (const p of plans) {
+    const action = p.rebuild ? "REBUILD" : "keep   ";
+    const ami = p.currentAmi ? `  [now ${p.currentAmi}]` : "";
+    lines.push(`  ${p.stage.padEnd(width)}  ${action}  ${describeVerdict(p.verdict)}${ami}`);
+  }
+  lines.push(`${countLine(plans)}.`);
+  return `${lines.join("\n")}\n`;
+}
+
+/** Mermaid node ids allow letters, digits and underscores safely; the label keeps the real name. */
+function nodeId(stage: string): string {
+  return stage.replace(/[^A-Za-z0-9_]/g, "_");
+}
+
+export function renderMarkdown(plans: readonly StagePlan[], context: PlanContext): string {
+  const code = (s: string) => `\`${s}\``;
+  const rows = plans.map((p) => {
+    const why = p.verdict.kind === "changed" ? `${p.verdict.inputs.map(code).join(", ")} changed` : describeVerdict(p.verdict);
+    return `| ${code(p.stage)} | ${p.parent ? code(p.parent) : "—"} | ${p.rebuild ? "**rebuild**" : "keep"} | ${why} | ${p.currentAmi ? code(p.currentAmi) : "—"} |`;
+  });
+  const graph = ["```mermaid", "graph LR"];
+  for (const p of plans) {
+    const node = `${nodeId(p.stage)}["${p.stage}"]`;
+    graph.push(p.parent === undefined ? `  ${node}` : `  ${nodeId(p.parent)} --> ${node}`);
+  }
+  const rebuilt = plans.filter((p) => p.rebuild).map((p) => nodeId(p.stage));
+  graph.push("  classDef rebuild fill:#ffe3e3,stroke:#d1242f,stroke-width:2px");
+  if (rebuilt.length > 0) graph.push(`  class ${rebuilt.join(",")} rebuild`);
+  graph.push("```");
+  return [
+    `### Image rebuild plan: stack \`${context.stack}\``,
+    "",
+    `${countLine(plans)} (compared with ${context.stateSource}).`,
+    "",
+    "| Stage | Parent | Action | Why | Current AMI |",
+    "|---|---|---|---|---|",
+    ...rows,
+    "",
+    ...graph,
+    "",
+  ].join("\n");
+}
+
+/** Finds the stack's recorded triggers, if this backend can be read offline. */
+function loadRecorded(request: PlanRequest): { recorded: Map<string, RecordedStage>; source: string } {
+  const backend = resolveBackend(request.env, request.root);
+  const dir = fileBackendDir(backend.url, request.root);
+  const shown = (path: string) => relative(request.root, path) || ".";
+  if (dir === undefined) {
+    return { recorded: new Map(), source: `no recorded state (the ${backend.url} backend cannot be read offline)` };
+  }
+  const file = checkpointFile(dir, PROJECT, request.stack);
+  if (file === undefined) {
+    return { recorded: new Map(), source: `no recorded state (no checkpoint of stack ${request.stack} in ${shown(dir)})` };
+  }
+  return { recorded: readCheckpoint(file), source: `the checkpoint ${shown(file)}` };
+}
+
+/** `npm run pipeline -- plan`: needs neither the Pulumi CLI nor AWS. Returns the exit code. */
+export async function runPlan(request: PlanRequest, io: DriverIo): Promise<number> {
+  let plans: StagePlan[];
+  let source: string;
+  try {
+    const config = loadStackConfigFile(request.root, request.stack);
+    const planned = planStackInputs(config, request.root);
+    const loaded = loadRecorded(request);
+    plans = rebuildPlan(planned, loaded.recorded);
+    source = loaded.source;
+  } catch (error) {
+    if (!(error instanceof JiraImagesError)) throw error;
+    io.stderr(`${error.message}\n`);
+    return 1;
+  }
+  const context = { stack: request.stack, stateSource: source };
+  io.stdout(request.format === "markdown" ? renderMarkdown(plans, context) : renderText(plans, context));
+  return 0;
 }

@@ -1,0 +1,208 @@
+import assert from "node:assert/strict";
+import { appendFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { gzipSync } from "node:zlib";
+import { execa } from "execa";
+import { loadStackConfigFile } from "../src/config.ts";
+import { planStackInputs } from "../src/inputs-hash.ts";
+import { rebuildPlan, renderMarkdown, renderText, runPlan, type PlanRequest } from "../src/driver/plan.ts";
+import { recordedStages } from "../src/driver/checkpoint.ts";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const AMI = { base: "ami-0aaaaaaaaaaaaaaa1", jira: "ami-0bbbbbbbbbbbbbbb2", "custom-dev": "ami-0ccccccccccccccc3" } as const;
+
+/** A copy of what the plan reads (stack files and packer/), so tests can edit inputs. */
+function projectCopy(): string {
+  const dir = mkdtempSync(join(tmpdir(), "plan-"));
+  for (const entry of ["Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "packer"]) {
+    cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
+  }
+  return dir;
+}
+
+/** What `pulumi up` leaves in a file backend: the stage commands with their triggers and stdout. */
+function checkpointOf(root: string, stack: string): object {
+  const planned = planStackInputs(loadStackConfigFile(root, stack), root);
+  const parentAmi = (parent: string | undefined) => (parent === undefined ? "none" : AMI[parent as keyof typeof AMI]);
+  return {
+    version: 3,
+    checkpoint: {
+      stack: `organization/jira-images/${stack}`,
+      latest: {
+        manifest: { time: "2026-11-20T10:00:00Z", version: "v3.248.0" },
+        resources: [
+          { urn: `urn:pulumi:${stack}::jira-images::pulumi:pulumi:Stack::jira-images-${stack}`, type: "pulumi:pulumi:Stack", custom: false },
+          ...planned.map((p) => ({
+            urn: `urn:pulumi:${stack}::jira-images::jira-images:pipeline:ImagePipeline$jira-images:pipeline:ImageStage$command:local:Command::${p.stage}-build`,
+            type: "command:local:Command",
+            custom: true,
+            id: `${p.stage}-build-id`,
+            inputs: { create: "exec node ...", triggers: [...p.triggers.slice(0, -1), `parentAmi=${parentAmi(p.parent)}`] },
+            outputs: {
+              stdout: JSON.stringify({
+                stage: p.stage,
+                amiId: AMI[p.stage as keyof typeof AMI],
+                region: "eu-west-1",
+                amis: { "eu-west-1": AMI[p.stage as keyof typeof AMI] },
+                logFile: `.packer-logs/${p.stage}/build.log`,
+              }),
+            },
+          })),
+        ],
+      },
+    },
+  };
+}
+
+function writeCheckpoint(root: string, stack: string, options: { gzip?: boolean } = {}): string {
+  const dir = join(root, ".pulumi-state", ".pulumi", "stacks", "jira-images");
+  mkdirSync(dir, { recursive: true });
+  const json = JSON.stringify(checkpointOf(root, stack));
+  const file = join(dir, `${stack}.json${options.gzip ? ".gz" : ""}`);
+  writeFileSync(file, options.gzip ? gzipSync(json) : json);
+  return file;
+}
+
+async function plan(root: string, request: Partial<PlanRequest> = {}) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io = { stdout: (t: string) => void out.push(t), stderr: (t: string) => void err.push(t), stderrIsTTY: false };
+  const code = await runPlan({ stack: "dev", format: "text", root, env: {}, ...request }, io);
+  return { code, stdout: out.join(""), stderr: err.join("") };
+}
+
+function line(stdout: string, stage: string): string {
+  const found = stdout.split("\n").find((l) => l.trim().startsWith(`${stage} `));
+  assert.ok(found, `no line for ${stage} in:\n${stdout}`);
+  return found;
+}
+
+describe("offline rebuild plan", () => {
+  let root: string;
+  beforeEach(() => {
+    root = projectCopy();
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  it("on a fresh clone (no checkpoint) every stage is new", async () => {
+    const { code, stdout } = await plan(root);
+    assert.equal(code, 0);
+    assert.match(stdout, /no checkpoint of stack dev in \.pulumi-state/);
+    for (const stage of ["base", "jira", "custom-dev"]) assert.match(line(stdout, stage), /REBUILD\s+not built yet/);
+    assert.match(stdout, /3 of 3 stages rebuild/);
+  });
+
+  it("right after an up nothing rebuilds, and the current AMIs are shown", async () => {
+    writeCheckpoint(root, "dev");
+    const { code, stdout } = await plan(root);
+    assert.equal(code, 0);
+    assert.match(stdout, /compared with the checkpoint \.pulumi-state\/\.pulumi\/stacks\/jira-images\/dev\.json/);
+    assert.match(line(stdout, "jira"), new RegExp(`keep\\s+inputs unchanged\\s+\\[now ${AMI.jira}\\]`));
+    assert.match(stdout, /0 of 3 stages rebuild/);
+  });
+
+  it("a Chef workspace change rebuilds jira by name and custom-dev, not base", async () => {
+    writeCheckpoint(root, "dev");
+    appendFileSync(join(root, "packer/chef/roles/jira-base.json"), "\n");
+    const { stdout } = await plan(root);
+    assert.match(line(stdout, "base"), /keep/);
+    assert.match(line(stdout, "jira"), /REBUILD\s+workspace changed/);
+    assert.match(line(stdout, "custom-dev"), /REBUILD\s+workspace changed/);
+  });
+
+  it("a base template change rebuilds base and its descendants follow", async () => {
+    writeCheckpoint(root, "dev", { gzip: true });
+    appendFileSync(join(root, "packer/base/base.pkr.hcl"), "\n# changed\n");
+    const { stdout } = await plan(root);
+    assert.match(line(stdout, "base"), /REBUILD\s+template changed/);
+    assert.match(line(stdout, "jira"), /REBUILD\s+parent base rebuilds/);
+    assert.match(line(stdout, "custom-dev"), /REBUILD\s+parent jira rebuilds/);
+  });
+
+  it("prod's var file does not touch dev's plan; a dev config change shows as vars", async () => {
+    writeCheckpoint(root, "dev");
+    appendFileSync(join(root, "packer/custom/prod.pkrvars.hcl"), "\n");
+    assert.match((await plan(root)).stdout, /0 of 3 stages rebuild/);
+    const stackFile = join(root, "Pulumi.dev.yaml");
+    const edited = readFileSync(stackFile, "utf8").replace(/(jira-images:buildInstanceType:) \S+/, "$1 t3.xlarge");
+    assert.notEqual(edited, readFileSync(stackFile, "utf8"));
+    writeFileSync(stackFile, edited);
+    const { stdout } = await plan(root);
+    assert.match(line(stdout, "base"), /REBUILD\s+vars changed/);
+  });
+
+  it("markdown: a table and a Mermaid graph with the rebuilding stages marked", async () => {
+    writeCheckpoint(root, "dev");
+    appendFileSync(join(root, "packer/custom/dev.pkrvars.hcl"), "\n");
+    const { stdout } = await plan(root, { format: "markdown" });
+    assert.match(stdout, /^### Image rebuild plan: stack `dev`/);
+    assert.match(stdout, /\| `jira` \| `base` \| keep \| inputs unchanged \| `ami-0bbbbbbbbbbbbbbb2` \|/);
+    assert.match(stdout, /\| `custom-dev` \| `jira` \| \*\*rebuild\*\* \| `vars` changed \|/);
+    assert.match(stdout, /```mermaid\ngraph LR\n {2}base\["base"\]\n {2}base --> jira\["jira"\]\n {2}jira --> custom_dev\["custom-dev"\]/);
+    assert.match(stdout, /class custom_dev rebuild\n```/);
+  });
+
+  it("a backend that cannot be read offline shows every stage as new and says why", async () => {
+    writeCheckpoint(root, "dev");
+    const { code, stdout } = await plan(root, { env: { PULUMI_BACKEND_URL: "s3://state-bucket/jira" } });
+    assert.equal(code, 0);
+    assert.match(stdout, /the s3:\/\/state-bucket\/jira backend cannot be read offline/);
+    assert.match(stdout, /3 of 3 stages rebuild/);
+  });
+
+  it("a corrupt checkpoint or an unknown stack is a clear error, exit 1", async () => {
+    const file = writeCheckpoint(root, "dev");
+    writeFileSync(file, "{not json");
+    const corrupt = await plan(root);
+    assert.equal(corrupt.code, 1);
+    assert.match(corrupt.stderr, /^pipeline-state: .*dev\.json: not JSON/);
+    const unknown = await plan(root, { stack: "qa" });
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /Pulumi\.qa\.yaml does not exist/);
+  });
+});
+
+describe("rebuild plan rules", () => {
+  const planned = [
+    { stage: "base", parent: undefined, triggers: ["template=a", "workspace=b", "installers=c", "vars=d", "parentAmi=none"] },
+    { stage: "jira", parent: "base", triggers: ["template=e", "workspace=f", "installers=g", "vars=h", "parentAmi=<parent-ami>"] },
+  ].map((p) => ({ ...p, hashes: {} as never, inputsHash: "x" }));
+
+  it("names every changed input, ignores the parent AMI, and an entry missing from state counts as changed", () => {
+    const recorded = recordedStages(
+      {
+        version: 3,
+        checkpoint: {
+          latest: {
+            resources: [
+              { type: "command:local:Command", urn: "urn:pulumi:dev::p::a$command:local:Command::base-build", inputs: { triggers: ["template=a", "workspace=b", "installers=c", "vars=d", "parentAmi=none"] } },
+              { type: "command:local:Command", urn: "urn:pulumi:dev::p::a$command:local:Command::jira-build", inputs: { triggers: ["template=E", "workspace=f", "vars=H", "parentAmi=ami-0123456789abcdef0"] } },
+            ],
+          },
+        },
+      },
+      "dev.json",
+    );
+    const plans = rebuildPlan(planned, recorded);
+    assert.deepEqual(plans[0]!.verdict, { kind: "unchanged" });
+    assert.deepEqual(plans[1]!.verdict, { kind: "changed", inputs: ["template", "installers", "vars"] });
+    assert.match(renderText(plans, { stack: "dev", stateSource: "s" }), /jira\s+REBUILD {2}template, installers, vars changed/);
+    assert.match(renderMarkdown(plans, { stack: "dev", stateSource: "s" }), /`template`, `installers`, `vars` changed/);
+  });
+});
+
+describe("npm run pipeline -- plan (real CLI, no Pulumi CLI, no AWS)", () => {
+  it("prints the plan of both stacks and exits 0", async function () {
+    this.timeout(60_000);
+    for (const stack of ["dev", "prod"]) {
+      const result = await execa("npm", ["run", "--silent", "pipeline", "--", "plan", "--stack", stack, "--format", "markdown"], {
+        cwd: ROOT,
+        reject: false,
+        env: { PULUMI_BACKEND_URL: `file://${mkdtempSync(join(tmpdir(), "plan-state-"))}` },
+      });
+      assert.equal(result.exitCode, 0, result.stderr);
+      assert.match(result.stdout, new RegExp(`\\| \`custom-${stack}\` \\| \`jira\` \\| \\*\\*rebuild\\*\\* \\| not built yet in this stack`));
+    }
+  });
+});
