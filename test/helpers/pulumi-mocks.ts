@@ -77,8 +77,11 @@ export interface RunOptions {
   config?: Record<string, string>;
   /** Removes keys from the stack file's config. */
   without?: string[];
-  /** The Command's stdout; defaults to what the runner prints for the stage's regions. */
-  stdout?: (stage: string, create: string) => string;
+  /**
+   * The Command's stdout; defaults to what the runner prints for the stage's regions. May run
+   * the command for real (`dir` is the command's working directory).
+   */
+  stdout?: (stage: string, create: string, dir: string) => string | Promise<string>;
   projectRoot?: string;
 }
 
@@ -108,12 +111,13 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
   const calls: string[] = [];
   await pulumi.runtime.setMocks(
     {
-      newResource(args) {
+      async newResource(args) {
         const id = `${args.name}-id`;
         if (args.type === "command:local:Command") {
           // In a preview the command does not run: its stdout stays unknown.
           if (options.preview) return { id: undefined as unknown as string, state: args.inputs };
-          return { id, state: { ...args.inputs, stdout: stdout(stageOf(args.inputs.create), args.inputs.create), stderr: "" } };
+          const out = await stdout(stageOf(args.inputs.create), args.inputs.create, args.inputs.dir);
+          return { id, state: { ...args.inputs, stdout: out, stderr: "" } };
         }
         if (args.type === "aws:ec2/instance:Instance") {
           return { id, state: { ...args.inputs, privateIp: `10.0.1.${resources.length}`, arn: `arn:aws:ec2:::instance/${id}` } };

@@ -1,0 +1,128 @@
+import { strict as assert } from "node:assert";
+import { spawn } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadStackConfigFile } from "../src/config.ts";
+import { StageResultSchema } from "../src/runner/result.ts";
+import { jiraInstaller } from "../stages/jira.ts";
+import { PROJECT_ROOT, commandOf, runProgram, type ProgramRun } from "./helpers/pulumi-mocks.ts";
+
+const FAKE_PACKER = join(PROJECT_ROOT, "test", "fixtures", "fake-packer");
+
+/**
+ * A project checkout in a temporary folder: this repository's code (symlinked) and Packer
+ * workspace (copied), plus a stand-in installer, so the runner's preflight passes and its logs
+ * stay out of the repository.
+ */
+function makeCheckout(): string {
+  const root = mkdtempSync(join(tmpdir(), "e2e-chain-"));
+  for (const entry of ["src", "stages", "node_modules", "package.json", "tsconfig.json"]) {
+    symlinkSync(join(PROJECT_ROOT, entry), join(root, entry));
+  }
+  const files = join(PROJECT_ROOT, "packer", "files");
+  cpSync(join(PROJECT_ROOT, "packer"), join(root, "packer"), { recursive: true, filter: (src) => !src.startsWith(files) });
+  mkdirSync(join(root, "packer", "files"), { recursive: true });
+  writeFileSync(join(root, jiraInstaller("9.12.15")), "stand-in Jira installer, not an LFS pointer\n");
+  return root;
+}
+
+interface Execution {
+  stage: string;
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a create command the way @pulumi/command's local provider does: `/bin/sh -c <create>` in `dir`. */
+function runAsProvider(create: string, dir: string, env: NodeJS.ProcessEnv): Promise<Omit<Execution, "stage">> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("/bin/sh", ["-c", create], { cwd: dir, env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe("end to end: the program's own commands through the real runner and the stand-in packer", function () {
+  // Three runner processes (node + tsx each), run one after the other like the real chain.
+  this.timeout(90_000);
+
+  let root: string;
+  let record: string;
+  let run: ProgramRun;
+  const executions: Execution[] = [];
+  const config = loadStackConfigFile(PROJECT_ROOT, "prod");
+
+  before(async () => {
+    assert.ok(existsSync(FAKE_PACKER), `the stand-in packer ${FAKE_PACKER} is missing`);
+    root = makeCheckout();
+    record = join(root, "fake-packer.jsonl");
+    const env = { ...process.env, PACKER_BIN: FAKE_PACKER, FAKE_PACKER_RECORD: record };
+    run = await runProgram({
+      stack: "prod",
+      projectRoot: root,
+      stdout: async (stage, create, dir) => {
+        const result = await runAsProvider(create, dir, env);
+        executions.push({ stage, ...result });
+        if (result.code !== 0) throw new Error(`stage ${stage}: runner exited ${result.code}:\n${result.stderr}`);
+        return result.stdout;
+      },
+    });
+  });
+
+  after(() => {
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  it("builds the whole chain in order, each runner exiting 0 with one result line", () => {
+    assert.equal(run.error, undefined, String(run.error));
+    assert.deepEqual(executions.map((e) => [e.stage, e.code]), [["base", 0], ["jira", 0], ["custom-prod", 0]]);
+    for (const e of executions) {
+      const lines = e.stdout.trim().split("\n");
+      assert.equal(lines.length, 1, e.stdout);
+      assert.equal(StageResultSchema.parse(JSON.parse(lines[0]!)).stage, e.stage);
+    }
+  });
+
+  it("hands each parent's AMI (build region) to its child's `packer build` arguments", () => {
+    const builds = readFileSync(record, "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { event: string; argv: string[] })
+      .filter((e) => e.event === "start" && e.argv.includes("build"));
+    assert.equal(builds.length, 3);
+    const amiIds = run.outputs.amiIds!.value as Record<string, string>;
+    const results = Object.fromEntries(executions.map((e) => [e.stage, StageResultSchema.parse(JSON.parse(e.stdout))]));
+    for (const [i, [child, parent]] of [[1, ["jira", "base"]], [2, ["custom-prod", "jira"]]] as const) {
+      const argv = builds[i]!.argv;
+      assert.ok(argv.includes(`stage=${child}`), argv.join(" "));
+      assert.ok(argv.includes(`source_ami=${amiIds[parent]}`), `${child}'s packer build gets ${parent}'s AMI: ${argv.join(" ")}`);
+      assert.equal(amiIds[parent], results[parent]!.amis[config.region]);
+    }
+    assert.ok(builds[0]!.argv.includes("source_ami="), "base builds from the OS image filter");
+    assert.ok(builds[2]!.argv.some((a) => a.endsWith("packer/custom/prod.pkrvars.hcl")), "custom gets its var file");
+  });
+
+  it("exports the AMIs the runner reported and launches the instances from the custom image", () => {
+    const amiIds = run.outputs.amiIds!.value as Record<string, string>;
+    assert.deepEqual(Object.keys(amiIds), ["base", "jira", "custom-prod"]);
+    for (const ami of Object.values(amiIds)) assert.match(ami, /^ami-[0-9a-f]{8,17}$/);
+    assert.equal(new Set(Object.values(amiIds)).size, 3);
+    const instances = run.outputs.instances!.value as Array<{ ami: string }>;
+    assert.deepEqual(instances.map((i) => i.ami), [amiIds["custom-prod"], amiIds["custom-prod"]]);
+    assert.match(commandOf(run, "jira").inputs.create, new RegExp(`--var source_ami=${amiIds.base}`));
+  });
+
+  it("writes the Packer logs under the checkout, not to stdout", () => {
+    for (const e of executions) {
+      const { logFile } = StageResultSchema.parse(JSON.parse(e.stdout));
+      const abs = logFile.startsWith("/") ? logFile : join(root, logFile);
+      assert.ok(abs.startsWith(join(root, ".packer-logs", e.stage)), logFile);
+      assert.match(readFileSync(abs, "utf8"), /,artifact,0,id,/);
+    }
+  });
+});
