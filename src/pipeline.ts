@@ -17,6 +17,14 @@ function varValue(value: VarValue): string {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
+/**
+ * The command's `update`. Everything that changes an image is in the triggers, and a trigger
+ * change replaces the command (a fresh `create`, i.e. a build). Any other input change (runner
+ * flags, the timeout, the checkout's path in `create` and `dir`) is an update, which must not
+ * rebuild: it re-emits the previous result, which the provider passes in PULUMI_COMMAND_STDOUT.
+ */
+export const REEMIT_PREVIOUS_RESULT = `printf '%s\\n' "$PULUMI_COMMAND_STDOUT"`;
+
 export interface RunnerInvocation {
   projectRoot: string;
   stage: StageDefinition;
@@ -133,14 +141,16 @@ export class ImageStage extends pulumi.ComponentResource {
       `${name}-build`,
       {
         create,
+        update: REEMIT_PREVIOUS_RESULT,
         dir: projectRoot,
         // One element per named input, each known on its own: a preview names what changed even
         // while the parent's new AMI is still unknown.
         triggers: [...contentTriggers(this.inputs), this.parentAmi.apply(parentAmiTrigger)],
         // stdout is one small JSON line; stderr carries the runner's progress and errors.
         logging: "stderr",
-        // Never hand the previous run's output back to the runner (E2BIG risk, pulumi-command#285).
-        addPreviousOutputInEnv: false,
+        // Needed by `update`. The E2BIG risk of pulumi-command#285 comes from large stdout; the
+        // runner's is one small JSON line.
+        addPreviousOutputInEnv: true,
       },
       { parent: this, dependsOn: args.parent ? [args.parent.command] : [] },
     );

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadStackConfigFile } from "../src/config.ts";
 import { StageResultSchema } from "../src/runner/result.ts";
+import { parseStageStdout } from "../src/pipeline.ts";
 import { jiraInstaller } from "../stages/jira.ts";
 import { PROJECT_ROOT, commandOf, runProgram, type ProgramRun } from "./helpers/pulumi-mocks.ts";
 
@@ -115,6 +116,17 @@ describe("end to end: the program's own commands through the real runner and the
     const instances = run.outputs.instances!.value as Array<{ ami: string }>;
     assert.deepEqual(instances.map((i) => i.ami), [amiIds["custom-prod"], amiIds["custom-prod"]]);
     assert.match(commandOf(run, "jira").inputs.create, new RegExp(`--var source_ami=${amiIds.base}`));
+  });
+
+  it("an update (an input outside the triggers changed) re-emits the previous result and builds nothing", async () => {
+    const jira = commandOf(run, "jira").inputs;
+    const previous = executions.find((e) => e.stage === "jira")!.stdout.replace(/\n$/, "");
+    const buildsBefore = readFileSync(record, "utf8");
+    // As the provider runs an update: /bin/sh -c <update>, previous stdout (newline trimmed) in the environment.
+    const update = await runAsProvider(jira.update, jira.dir, { ...process.env, PACKER_BIN: FAKE_PACKER, FAKE_PACKER_RECORD: record, PULUMI_COMMAND_STDOUT: previous });
+    assert.equal(update.code, 0, update.stderr);
+    assert.deepEqual(parseStageStdout("jira", update.stdout), parseStageStdout("jira", previous));
+    assert.equal(readFileSync(record, "utf8"), buildsBefore, "no packer process ran");
   });
 
   it("writes the Packer logs under the checkout, not to stdout", () => {

@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import { loadStackConfigFile } from "../src/config.ts";
 import { SSM_POLICY_ARN } from "../src/instances.ts";
-import type { ImageSummary } from "../src/pipeline.ts";
+import { REEMIT_PREVIOUS_RESULT, type ImageSummary } from "../src/pipeline.ts";
 import {
   PROJECT_ROOT,
   byType,
@@ -33,7 +33,7 @@ for (const stack of ["dev", "prod"] as const) {
       assert.deepEqual(byType(run, "command:local:Command").map((r) => r.name).sort(), ["base-build", `${custom}-build`, "jira-build"].sort());
     });
 
-    it("runs the stage runner directly (exec node), from the project root, quietly", () => {
+    it("runs the stage runner directly (exec node) from the project root; an update only re-emits the result", () => {
       for (const stage of ["base", "jira", custom]) {
         const { inputs } = commandOf(run, stage);
         assert.ok(
@@ -41,7 +41,8 @@ for (const stack of ["dev", "prod"] as const) {
           inputs.create,
         );
         assert.equal(inputs.dir, PROJECT_ROOT);
-        assert.equal(inputs.addPreviousOutputInEnv, false);
+        assert.equal(inputs.update, REEMIT_PREVIOUS_RESULT);
+        assert.equal(inputs.addPreviousOutputInEnv, true);
         assert.equal(inputs.logging, "stderr");
         assert.match(inputs.create, /--timeout 7200$/);
       }

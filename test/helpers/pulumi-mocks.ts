@@ -14,7 +14,8 @@ export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", 
 export interface RecordedResource {
   type: string;
   name: string;
-  inputs: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- resource inputs are free-form JSON
+  // `any`: resource inputs are free-form JSON, read field by field in the assertions.
+  inputs: Record<string, any>;
   /** URNs this resource depends on (dependsOn and inputs' dependencies), as the engine sees them. */
   dependencies: string[];
   urn: string;
@@ -85,7 +86,8 @@ export interface RunOptions {
   projectRoot?: string;
 }
 
-type Monitor = { registerResource(req: any, cb: (err: unknown, res: any) => void): Promise<void> }; // eslint-disable-line @typescript-eslint/no-explicit-any -- gRPC request objects of the SDK's mock monitor are untyped
+// `any`: the SDK's mock monitor handles untyped gRPC request and response objects.
+type Monitor = { registerResource(req: any, cb: (err: unknown, res: any) => void): Promise<void> };
 
 async function settle(value: unknown): Promise<{ known: boolean; value: unknown }> {
   if (!pulumi.Output.isInstance(value)) return { known: true, value };
