@@ -225,6 +225,20 @@ describe("driver (npm run pipeline) with the workspace layer stubbed", () => {
     assert.equal(h.out(), "");
   });
 
+  it("an update of a stage command (settings only) is not reported as a Packer build", async () => {
+    const h = harness({
+      root,
+      run: async (_call, emit) => {
+        const triggers = ["template=sha256:1", `parentAmi=${BASE_AMI}`];
+        emit(stepEvent("resourcePreEvent", "jira", "update", { oldTriggers: triggers, newTriggers: triggers, oldStdout: stdoutOf("jira", JIRA_AMI) }));
+        emit(stepEvent("resOutputsEvent", "jira", "update", { newTriggers: triggers, stdout: stdoutOf("jira", JIRA_AMI) }));
+      },
+    });
+    assert.equal(await runPipeline(["up", "--stack", "dev"], h.deps), 0);
+    assert.doesNotMatch(h.err(), /Packer build started/);
+    assert.match(h.err(), new RegExp(`^jira\\s+updated \\(no rebuild\\)\\s+${JIRA_AMI}`, "m"));
+  });
+
   it("outputs: prints only JSON on stdout, secrets masked, and never creates a stack", async () => {
     const amiIds = { base: BASE_AMI, jira: JIRA_AMI, "custom-dev": "ami-0ddddddddddddddd4" };
     const h = harness({ root, outputs: { amiIds: { value: amiIds, secret: false }, token: { value: "s3cr3t", secret: true } } });

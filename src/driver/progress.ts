@@ -5,7 +5,7 @@ import { StageResultSchema, type StageResult } from "../runner/result.ts";
 export const STAGE_RESOURCE_TYPE = "command:local:Command";
 
 export type DriverMode = "preview" | "up" | "destroy";
-export type StageStatus = "planned" | "running" | "built" | "unchanged" | "failed" | "deleting" | "deleted";
+export type StageStatus = "planned" | "running" | "built" | "updated" | "unchanged" | "failed" | "deleting" | "deleted";
 
 export interface StageProgress {
   urn: string;
@@ -23,7 +23,8 @@ export interface StageProgress {
   shownErrors: Set<string>;
 }
 
-const BUILD_OPS: ReadonlySet<OpType> = new Set<OpType>(["create", "create-replacement", "update"]);
+/** Steps that run the command's `create`: a Packer build. */
+const BUILD_OPS: ReadonlySet<OpType> = new Set<OpType>(["create", "create-replacement"]);
 const PULUMI_CANCELLING = /(\^C|SIGTERM) received; cancelling/;
 
 /** Removes terminal colour codes and Pulumi's `<{%fg 1%}>` colour tags from event text. */
@@ -148,7 +149,7 @@ export class ProgressTracker {
   /** One line per stage whose Packer build is still running: the elapsed-time heartbeat. */
   tick(): string[] {
     return this.rows()
-      .filter((stage) => stage.status === "running" && stage.startedAt !== undefined)
+      .filter((stage) => stage.status === "running" && BUILD_OPS.has(stage.op) && stage.startedAt !== undefined)
       .map((stage) => `[${stage.name}] Packer running, ${formatDuration(this.now() - stage.startedAt!)}`);
   }
 
@@ -196,6 +197,21 @@ export class ProgressTracker {
 
   private onPre(metadata: StepEventMetadata, planning: boolean): string[] {
     if (metadata.type !== STAGE_RESOURCE_TYPE) return [];
+    if (metadata.op === "update") {
+      // Triggers replace the command, so an update never rebuilds: src/pipeline.ts makes the
+      // command's `update` re-emit the previous result (a changed runner flag or checkout path).
+      const stage = this.stage(metadata);
+      stage.op = "update";
+      stage.result = parseStageStdout(outputsOf(metadata.old)?.["stdout"]);
+      if (stage.result) stage.name = stage.result.stage;
+      if (planning || this.mode === "preview") {
+        stage.status = "planned";
+        return [`[${stage.name}] would update its settings (no rebuild)`];
+      }
+      stage.status = "running";
+      stage.startedAt = this.now();
+      return [];
+    }
     if (BUILD_OPS.has(metadata.op)) {
       const stage = this.stage(metadata);
       stage.op = metadata.op;
@@ -237,6 +253,12 @@ export class ProgressTracker {
     if (metadata.type !== STAGE_RESOURCE_TYPE || planning || this.mode === "preview") return [];
     const stage = this.stages.get(metadata.urn);
     if (!stage) return [];
+    if (metadata.op === "update" && stage.status === "running") {
+      stage.status = "updated";
+      stage.finishedAt = this.now();
+      stage.result = parseStageStdout(outputsOf(metadata.new)?.["stdout"]) ?? stage.result;
+      return [];
+    }
     if (BUILD_OPS.has(metadata.op) && stage.status === "running") {
       stage.status = "built";
       stage.finishedAt = this.now();
@@ -272,9 +294,12 @@ function resultText(stage: StageProgress): string {
   switch (stage.status) {
     case "planned":
       if (stage.op === "delete") return "would delete";
+      if (stage.op === "update") return "would update (no rebuild)";
       return stage.op === "create" ? "would build (new)" : `would rebuild (${why})`;
     case "built":
       return stage.op === "create" ? "built" : `rebuilt (${why})`;
+    case "updated":
+      return "updated (no rebuild)";
     case "unchanged":
       return "unchanged";
     case "failed":
