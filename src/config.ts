@@ -187,6 +187,22 @@ export const SETTINGS = {
     example: "8080",
     schema: z.int().min(1).max(65535),
   }),
+  databaseCidrs: setting({
+    kind: "array",
+    description: "CIDR blocks of Jira's database, opened outbound on databasePort; empty opens nothing.",
+    default: [] as string[],
+    expect: 'a list of IPv4 CIDR blocks such as ["10.0.0.0/16"]',
+    example: '["10.0.0.0/16"]',
+    schema: z.array(z.string().refine(isCidr)),
+  }),
+  databasePort: setting({
+    kind: "integer",
+    description: "TCP port of Jira's database (PostgreSQL: 5432).",
+    default: 5432,
+    expect: "a TCP port from 1 to 65535",
+    example: "5432",
+    schema: z.int().min(1).max(65535),
+  }),
   jiraBaseUrl: setting({
     kind: "string",
     description: "Jira base URL handed to the instances in user data; empty leaves it unset.",

@@ -51,7 +51,8 @@ export function environmentTags(config: StackConfig, image: EnvironmentImage): R
 /**
  * The EC2 instances of one environment, launched from its custom image: IMDSv2 only, encrypted
  * root volume, no public IP unless configured, reachable through SSM (no SSH key), and a
- * security group that opens only Jira's port to the configured CIDRs and HTTPS outbound.
+ * security group that opens only Jira's port to the configured CIDRs, and outbound only HTTPS
+ * and the database port to the database's CIDRs.
  */
 export class JiraEnvironment extends pulumi.ComponentResource {
   readonly instances: aws.ec2.Instance[];
@@ -103,12 +104,17 @@ export class JiraEnvironment extends pulumi.ComponentResource {
     const securityGroup = new aws.ec2.SecurityGroup(
       `${name}-jira`,
       {
-        description: `Jira ${config.environment}: HTTP from allowed CIDRs, HTTPS out (SSM, packages)`,
+        description: `Jira ${config.environment}: HTTP from allowed CIDRs; HTTPS (SSM, packages) and the database out`,
         vpcId,
         ingress: config.allowedCidrs.length
           ? [{ protocol: "tcp", fromPort: config.jiraPort, toPort: config.jiraPort, cidrBlocks: [...config.allowedCidrs], description: "Jira HTTP" }]
           : [],
-        egress: [{ protocol: "tcp", fromPort: 443, toPort: 443, cidrBlocks: ["0.0.0.0/0"], description: "HTTPS (SSM, package repositories)" }],
+        egress: [
+          { protocol: "tcp", fromPort: 443, toPort: 443, cidrBlocks: ["0.0.0.0/0"], description: "HTTPS (SSM, package repositories)" },
+          ...(config.databaseCidrs.length
+            ? [{ protocol: "tcp", fromPort: config.databasePort, toPort: config.databasePort, cidrBlocks: [...config.databaseCidrs], description: "Jira database" }]
+            : []),
+        ],
         tags: { ...tags, Name: `${name}-jira` },
       },
       child,

@@ -142,13 +142,16 @@ for (const stack of ["dev", "prod"] as const) {
       assert.equal(first!.inputs.tags.InputsHash, (run.outputs.images!.value as Record<string, ImageSummary>)[custom]!.inputsHash);
     });
 
-    it("opens only Jira's port to the allowed CIDRs and HTTPS outbound", () => {
+    it("opens only Jira's port to the allowed CIDRs, and HTTPS and the database outbound", () => {
       const [sg] = byType(run, SG);
       assert.deepEqual(
         sg!.inputs.ingress.map((r: { fromPort: number; toPort: number; cidrBlocks: string[] }) => [r.fromPort, r.toPort, r.cidrBlocks]),
         [[8080, 8080, config.allowedCidrs]],
       );
-      assert.deepEqual(sg!.inputs.egress.map((r: { fromPort: number; cidrBlocks: string[] }) => [r.fromPort, r.cidrBlocks]), [[443, ["0.0.0.0/0"]]]);
+      assert.deepEqual(sg!.inputs.egress.map((r: { fromPort: number; cidrBlocks: string[] }) => [r.fromPort, r.cidrBlocks]), [
+        [443, ["0.0.0.0/0"]],
+        [5432, config.databaseCidrs],
+      ]);
       assert.equal(sg!.inputs.vpcId, "vpc-0d0e0f0a0b0c0d0e0");
     });
 
