@@ -29,6 +29,23 @@ export interface InstanceSummary {
   subnetId: string;
 }
 
+/**
+ * The instances read Jira's database password at service start, by name, from SSM Parameter Store
+ * or Secrets Manager (packer/chef/roles/jira-<env>.json): only names under `jira-images/<env>/`,
+ * so dev can never read prod's. The account is `*` because an identity policy only reaches its
+ * own account's secrets unless another account's resource policy also allows it.
+ */
+export function dbSecretPolicy(config: Pick<StackConfig, "region" | "environment">): object {
+  const prefix = `${PROJECT}/${config.environment}/`;
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      { Effect: "Allow", Action: ["ssm:GetParameter"], Resource: `arn:aws:ssm:${config.region}:*:parameter/${prefix}*` },
+      { Effect: "Allow", Action: ["secretsmanager:GetSecretValue"], Resource: `arn:aws:secretsmanager:${config.region}:*:secret:${prefix}*` },
+    ],
+  };
+}
+
 /** Name of the i-th instance of an environment (also its hostname). */
 export function instanceName(environment: string, index: number): string {
   return `jira-${environment}-${index + 1}`;
@@ -99,6 +116,7 @@ export class JiraEnvironment extends pulumi.ComponentResource {
       child,
     );
     new aws.iam.RolePolicyAttachment(`${name}-ssm-core`, { role: role.name, policyArn: SSM_POLICY_ARN }, child);
+    new aws.iam.RolePolicy(`${name}-db-secret`, { role: role.id, policy: JSON.stringify(dbSecretPolicy(config)) }, child);
     const profile = new aws.iam.InstanceProfile(`${name}-instance-profile`, { role: role.name, tags }, child);
 
     const securityGroup = new aws.ec2.SecurityGroup(

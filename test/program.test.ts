@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { strict as assert } from "node:assert";
 import { join } from "node:path";
 import { loadStackConfigFile } from "../src/config.ts";
@@ -121,6 +122,17 @@ for (const stack of ["dev", "prod"] as const) {
       }
       const attachment = byType(run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment");
       assert.deepEqual(attachment.map((a) => a.inputs.policyArn), [SSM_POLICY_ARN]);
+      const [dbSecret] = byType(run, "aws:iam/rolePolicy:RolePolicy");
+      assert.deepEqual(
+        JSON.parse(dbSecret!.inputs.policy).Statement.map((s: { Action: string[]; Resource: string }) => [s.Action[0], s.Resource]),
+        [
+          ["ssm:GetParameter", `arn:aws:ssm:${region}:*:parameter/jira-images/${stack}/*`],
+          ["secretsmanager:GetSecretValue", `arn:aws:secretsmanager:${region}:*:secret:jira-images/${stack}/*`],
+        ],
+      );
+      const role = readFileSync(new URL(`../packer/chef/roles/jira-${stack}.json`, import.meta.url), "utf8");
+      const passwordName = /"password_name":\s*"\/?([^"]+)"/.exec(role)?.[1];
+      assert.ok(passwordName?.startsWith(`jira-images/${stack}/`), `the Chef role's password name ${passwordName} is outside the policy`);
     });
 
     it("tags instances with the stage lineage and the stack's tags", () => {
