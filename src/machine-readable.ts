@@ -17,6 +17,8 @@ export const PACKER_COMMA = "%!(PACKER_COMMA)";
 
 /** Packer's final message after an interrupt was handled and every build cleaned up. */
 export const CANCELLED_MESSAGE = "Cleanly cancelled builds after being interrupted.";
+/** Packer's message when an interrupt reaches it. */
+export const INTERRUPT_MESSAGE = "Cancelling build after receiving interrupt";
 /** Packer's final message when it exits 0 without any artifact. */
 export const NO_ARTIFACTS_MESSAGE = "Builds finished but no artifacts were created.";
 
@@ -158,9 +160,29 @@ export interface ParserLimits {
 
 const DEFAULT_LIMITS: ParserLimits = { uiErrors: 50, uiTail: 20, otherTail: 20 };
 
-function pushBounded<T>(list: T[], item: T, limit: number): void {
-  list.push(item);
-  if (list.length > limit) list.splice(0, list.length - limit);
+/** The last `limit` items pushed, without shifting an array on every push of a long stream. */
+class Ring<T> {
+  private readonly items: T[] = [];
+  private next = 0;
+
+  constructor(private readonly limit: number) {}
+
+  push(item: T): void {
+    if (this.items.length < this.limit) this.items.push(item);
+    else this.items[this.next] = item;
+    this.next = (this.next + 1) % this.limit;
+  }
+
+  toArray(): T[] {
+    return this.items.length < this.limit ? [...this.items] : [...this.items.slice(this.next), ...this.items.slice(0, this.next)];
+  }
+}
+
+interface RawUi {
+  target: string;
+  kind: UiKind;
+  /** Still escaped: decoding is deferred until someone reads it. */
+  text: string;
 }
 
 function uiKind(word: string): UiKind {
@@ -175,6 +197,9 @@ export class MachineReadableParser {
   private pending = "";
   private readonly limits: ParserLimits;
   private readonly artifactsByKey = new Map<string, Artifact>();
+  private readonly otherTail: Ring<string>;
+  private readonly uiErrors: Ring<string>;
+  private readonly uiTail: Ring<RawUi>;
   private readonly stream: BuildStream = {
     lines: 0,
     otherLines: 0,
@@ -192,6 +217,9 @@ export class MachineReadableParser {
 
   constructor(limits: Partial<ParserLimits> = {}) {
     this.limits = { ...DEFAULT_LIMITS, ...limits };
+    this.otherTail = new Ring(this.limits.otherTail);
+    this.uiErrors = new Ring(this.limits.uiErrors);
+    this.uiTail = new Ring(this.limits.uiTail);
   }
 
   push(chunk: string): void {
@@ -230,12 +258,12 @@ export class MachineReadableParser {
     const s = this.stream;
     return {
       ...s,
-      otherTail: [...s.otherTail],
+      otherTail: this.otherTail.toArray(),
       artifactCounts: { ...s.artifactCounts },
       artifacts: s.artifacts.map((a) => ({ ...a, files: [...a.files] })),
       errors: [...s.errors],
-      uiErrors: [...s.uiErrors],
-      uiTail: [...s.uiTail],
+      uiErrors: this.uiErrors.toArray().map(decodeField),
+      uiTail: this.uiTail.toArray().map((u) => ({ ...u, text: decodeField(u.text) })),
     };
   }
 
@@ -248,7 +276,7 @@ export class MachineReadableParser {
     if (!record) {
       if (line.length > 0) {
         s.otherLines++;
-        pushBounded(s.otherTail, line, this.limits.otherTail);
+        this.otherTail.push(line);
       }
       return;
     }
@@ -286,13 +314,15 @@ export class MachineReadableParser {
     const rest = record.rest ?? "";
     const comma = rest.indexOf(",");
     const kind = uiKind(comma < 0 ? rest : rest.slice(0, comma));
-    const text = comma < 0 ? "" : decodeField(rest.slice(comma + 1));
+    // The messages looked for below hold no comma or newline, so the escaped text is enough.
+    const text = comma < 0 ? "" : rest.slice(comma + 1);
     const s = this.stream;
-    if (kind === "error") pushBounded(s.uiErrors, text, this.limits.uiErrors);
+    if (kind === "error") this.uiErrors.push(text);
+    // Whatever kind a Packer version uses for them: only their wording is stable.
     if (text.endsWith(CANCELLED_MESSAGE)) s.cancelled = true;
-    if (text.endsWith(NO_ARTIFACTS_MESSAGE)) s.noArtifactsReported = true;
-    if (text.includes("after receiving interrupt")) s.interruptSeen = true;
-    pushBounded(s.uiTail, { target: record.target, kind, text }, this.limits.uiTail);
+    else if (text.endsWith(NO_ARTIFACTS_MESSAGE)) s.noArtifactsReported = true;
+    else if (text.endsWith(INTERRUPT_MESSAGE)) s.interruptSeen = true;
+    this.uiTail.push({ target: record.target, kind, text });
   }
 
   private artifact(record: RawRecord): void {

@@ -262,26 +262,38 @@ describe("stage runner CLI (stand-in packer): interrupts, SIGKILL and timeout", 
     const record = join(dir, "record");
     const command = `exec '${process.execPath}' --import '${TSX}' '${CLI}' --stage jira --template '${makeTemplate(dir)}' --log-dir '${join(dir, "logs")}'`;
     // As the Pulumi command provider runs it: /bin/sh -c "exec node ...", then SIGKILL to that child.
+    // Packer printed a credential before it hung: the watchdog must leave the log redacted too.
+    const leaky = join(dir, "leaky.log");
+    const accessKey = ["AKIA", "IOSFODNN7", "EXAMPLE"].join("");
+    writeFileSync(leaky, `1732540879,,ui,message,    amazon-ebs.jira: env: AWS_ACCESS_KEY_ID=${accessKey}\n`);
     const child = execa("/bin/sh", ["-c", command], {
       cwd: ROOT,
-      env: { PACKER_BIN: FAKE_PACKER, FAKE_PACKER_HANG: "1", FAKE_PACKER_CLEANUP_MS: "500", FAKE_PACKER_RECORD: record },
+      env: {
+        PACKER_BIN: FAKE_PACKER,
+        FAKE_PACKER_LOG: leaky,
+        FAKE_PACKER_HANG: "1",
+        FAKE_PACKER_CLEANUP_MS: "500",
+        FAKE_PACKER_RECORD: record,
+      },
       reject: false,
     });
     await waitFor("packer build to start", () => readRecord(record).some((e) => e.event === "start"));
     const packerPid = readRecord(record).find((e) => e.event === "start")!["pid"] as number;
     // Give the watchdog time to start: the runner spawns it right after Packer.
-    await waitFor("the watchdog", () => survivors({ text: "watchdog.ts" }).some((p) => p.cmdline.includes(String(packerPid))));
+    await waitFor("the watchdog", () => survivors({ text: "watchdog.sh" }).some((p) => p.cmdline.includes(String(packerPid))));
     child.kill("SIGKILL");
     const killed = await child;
     assert.equal(killed.signal, "SIGKILL");
     await waitFor("Packer's cleanup", () => readRecord(record).some((e) => e.event === "cleaned-up"));
     const interrupted = readRecord(record).find((e) => e.event === "interrupted")!;
     assert.equal(interrupted["signal"], "SIGINT");
-    await waitFor("Packer and the watchdog to exit", () => survivors({ text: dir }).length === 0, 5_000);
+    await waitFor("Packer and the watchdog to exit", () => survivors({ text: dir }).length === 0, 10_000);
     const logDir = join(dir, "logs");
     const logText = readFileSync(join(logDir, readdirSync(logDir).find((f) => f.endsWith(".log"))!), "utf8");
     assert.match(logText, /stage-runner watchdog: runner \(pid \d+\) is gone; interrupting Packer/);
     assert.match(logText, /Cleanly cancelled builds after being interrupted\./);
+    assert.ok(!logText.includes(accessKey), "the watchdog had the log redacted");
+    assert.match(logText, /AWS_ACCESS_KEY_ID=\[REDACTED-AWS-ACCESS-KEY-ID\]/);
   });
 
   it("--timeout interrupts Packer, waits for its cleanup and exits non-zero saying 'timed out'", async () => {

@@ -1,4 +1,3 @@
-import { watch } from "node:fs";
 import { open } from "node:fs/promises";
 import { StringDecoder } from "node:string_decoder";
 import { execa } from "execa";
@@ -125,8 +124,12 @@ export function versionAtLeast(version: string, minimum: string): boolean {
 }
 
 const READ_BYTES = 1 << 20;
-/** Upper bound on how stale the follower can be if a file-change notification is lost. */
-const POLL_MS = 200;
+/**
+ * How long the follower sleeps at the end of the file while Packer runs. Polling rather than
+ * file-change events: Packer writes every line separately, and an event per line costs more than
+ * the parsing; a wake-up every 100 ms batches them, and Packer's exit wakes the follower at once.
+ */
+const POLL_MS = 100;
 
 /**
  * Follows a file that another process appends to, handing each new piece of text to `onText`,
@@ -138,23 +141,12 @@ export async function followFile(path: string, onText: (text: string) => void, d
   const buf = Buffer.allocUnsafe(READ_BYTES);
   let finished = false;
   let wake: (() => void) | undefined;
-  const nudge = () => {
-    const w = wake;
-    wake = undefined;
-    w?.();
+  const finish = () => {
+    finished = true;
+    wake?.();
   };
-  const watcher = watch(path, { persistent: false }, nudge);
   // `done` rejecting is reported by whoever awaits it; here it only means "stop following".
-  done.then(
-    () => {
-      finished = true;
-      nudge();
-    },
-    () => {
-      finished = true;
-      nudge();
-    },
-  );
+  done.then(finish, finish);
   let position = 0;
   try {
     for (;;) {
@@ -172,13 +164,13 @@ export async function followFile(path: string, onText: (text: string) => void, d
           clearTimeout(timer);
           resolve();
         };
-        if (finished) nudge();
+        if (finished) wake();
       });
+      wake = undefined;
     }
     const rest = decoder.end();
     if (rest) onText(rest);
   } finally {
-    watcher.close();
     await handle.close();
   }
 }

@@ -52,7 +52,8 @@ export class StageFailure extends Error {
   }
 }
 
-const WATCHDOG = fileURLToPath(new URL("./watchdog.ts", import.meta.url));
+const WATCHDOG = fileURLToPath(new URL("./watchdog.sh", import.meta.url));
+const REDACT_LOG = fileURLToPath(new URL("./redact-log.ts", import.meta.url));
 const TSX_LOADER = import.meta.resolve("tsx");
 
 function logFileName(now: Date): string {
@@ -133,19 +134,22 @@ class Runner {
   async run(): Promise<StageResult> {
     const { args, io } = this;
     const bin = io.env["PACKER_BIN"] || "packer";
-    const [checked, version] = await Promise.allSettled([preflight(args, io.cwd), packerVersion(bin, io.env, io.cwd)]);
-    // A bad template or an LFS pointer is the more useful message when Packer is missing too.
-    if (checked.status === "rejected") throw checked.reason;
-    if (version.status === "rejected") throw version.reason;
-    const pre = checked.value;
-    const packerVersionText = version.value;
-    const canInit = versionAtLeast(packerVersionText, "1.7.0");
-    if (pre.template.requiredPluginsInTemplate && !canInit) {
-      throw new JiraImagesError(
-        "PACKER_TOO_OLD",
-        `the template declares required_plugins, which Packer ${packerVersionText} cannot load (needs >= 1.7); ` +
-          "install a current Packer or keep required_plugins in a separate folder",
-      );
+    const pre = await preflight(args, io.cwd);
+    // Off the critical path unless `packer init` depends on it: the version is only for lineage.
+    const versionLookup = packerVersion(bin, io.env, io.cwd);
+    versionLookup.catch(() => undefined);
+    let initDir: string | undefined;
+    if (pre.template.requiredPluginsDir !== undefined) {
+      const version = await versionLookup;
+      const canInit = versionAtLeast(version, "1.7.0");
+      if (pre.template.requiredPluginsInTemplate && !canInit) {
+        throw new JiraImagesError(
+          "PACKER_TOO_OLD",
+          `the template declares required_plugins, which Packer ${version} cannot load (needs >= 1.7); ` +
+            "install a current Packer or keep required_plugins in a separate folder",
+        );
+      }
+      if (canInit) initDir = pre.template.requiredPluginsDir;
     }
     this.stopIfSignalled();
 
@@ -157,15 +161,15 @@ class Runner {
     const logFd = openSync(logFile, "a", 0o600);
     let timer: NodeJS.Timeout | undefined;
     try {
-      io.stderr(`packer ${packerVersionText}: building; log: ${logFile}`);
+      io.stderr(`packer build started; log: ${logFile}`);
       if (args.timeoutSeconds !== undefined) {
         timer = setTimeout(() => this.onTimeout(), args.timeoutSeconds * 1000);
       }
-      if (pre.template.requiredPluginsDir !== undefined && canInit) {
-        await this.init(bin, pre.template.requiredPluginsDir, logFd, logFile);
-      }
+      if (initDir !== undefined) await this.init(bin, initDir, logFd, logFile);
       this.stopIfSignalled(logFile);
       const build = await this.build(bin, this.buildArgs(pre, manifestPath), logFd, logFile);
+      // A stage whose image exists is not failed for want of a version string.
+      const packerVersionText = await versionLookup.catch(() => undefined);
       return await this.outcome(build, { logFile, manifestPath, packerVersion: packerVersionText });
     } finally {
       if (timer) clearTimeout(timer);
@@ -256,7 +260,8 @@ class Runner {
   }
 
   private startWatchdog(packerPid: number, logFile: string): number | undefined {
-    const child = execa(process.execPath, ["--import", TSX_LOADER, WATCHDOG, String(process.pid), String(packerPid), logFile], {
+    const watchdogArgs = [WATCHDOG, String(process.pid), String(packerPid), logFile, process.execPath, TSX_LOADER, REDACT_LOG];
+    const child = execa("/bin/sh", watchdogArgs, {
       detached: true,
       cleanup: false,
       stdio: "ignore",
@@ -271,7 +276,7 @@ class Runner {
 
   private async outcome(
     build: BuildRun,
-    run: { logFile: string; manifestPath: string | undefined; packerVersion: string },
+    run: { logFile: string; manifestPath: string | undefined; packerVersion: string | undefined },
   ): Promise<StageResult> {
     const { exit, stream } = build;
     const logLine = `log: ${run.logFile}`;
@@ -352,7 +357,12 @@ class Runner {
     throw new StageFailure(new JiraImagesError(code, message), EXIT.packerFailed, details);
   }
 
-  private result(image: StageImage, logFile: string, packerVersion: string, packerRunUuid: string | undefined): StageResult {
+  private result(
+    image: StageImage,
+    logFile: string,
+    packerVersion: string | undefined,
+    packerRunUuid: string | undefined,
+  ): StageResult {
     return StageResultSchema.parse({
       stage: this.args.stage,
       amiId: image.amiId,
@@ -360,7 +370,7 @@ class Runner {
       amis: image.amis,
       logFile,
       ...(image.builderId !== undefined ? { builderId: image.builderId } : {}),
-      packerVersion,
+      ...(packerVersion !== undefined ? { packerVersion } : {}),
       ...(packerRunUuid !== undefined ? { packerRunUuid } : {}),
       durationSeconds: Math.round((Date.now() - this.started) / 100) / 10,
     });
