@@ -9,7 +9,8 @@ import { versionAtLeast } from "../src/runner/packer.ts";
 import { findLfsPointers, inspectTemplate } from "../src/runner/preflight.ts";
 import { containsCredential, redactCredentials, redactFileInPlace } from "../src/runner/redact.ts";
 import { packerErrorLines } from "../src/runner/run.ts";
-import { LOGS, lfsPointerText, tempDir } from "./fixtures/fake-packer-harness.ts";
+import { execa } from "execa";
+import { LOGS, ROOT, lfsPointerText, tempDir } from "./fixtures/fake-packer-harness.ts";
 
 describe("runner: command line", () => {
   it("reads every option, repeatable ones in order, in both `--flag value` and `--flag=value` forms", () => {
@@ -216,5 +217,11 @@ describe("runner: small helpers", () => {
       "packer: amazon-ebs.x: boom, twice",
     ]);
     assert.deepEqual(packerErrorLines(parseMachineReadable("panic: plugin exited\n")), ["packer output: panic: plugin exited"]);
+  });
+
+  it("the watchdog script is shellcheck-clean POSIX sh (it runs under dash on Debian)", async () => {
+    const result = await execa("shellcheck", ["--shell=sh", join(ROOT, "src/runner/watchdog.sh")], { reject: false });
+    if (result.exitCode === undefined) throw new Error("shellcheck is needed for this test: apt-get install -y shellcheck");
+    assert.equal(result.exitCode, 0, String(result.stdout));
   });
 });
