@@ -23,7 +23,8 @@ export interface LfsPointer {
 export function parseLfsPointer(content: Buffer | string): LfsPointer | null {
   const text = typeof content === "string" ? content : content.toString("utf8");
   if (Buffer.byteLength(text) >= LFS_POINTER_MAX_BYTES) return null;
-  const lines = text.split("\n").filter((line) => line.length > 0);
+  // A checkout with core.autocrlf may have turned the pointer's LF into CRLF: still a pointer.
+  const lines = text.split(/\r?\n/).filter((line) => line.length > 0);
   if (lines.length < 3 || !POINTER_VERSIONS.includes(lines[0]!)) return null;
   let oid: string | undefined;
   let size: number | undefined;
@@ -31,7 +32,7 @@ export function parseLfsPointer(content: Buffer | string): LfsPointer | null {
     const oidMatch = /^oid sha256:([0-9a-f]{64})$/.exec(line);
     if (oidMatch) oid = oidMatch[1];
     const sizeMatch = /^size (\d+)$/.exec(line);
-    if (sizeMatch) size = Number(sizeMatch[1]);
+    if (sizeMatch && Number.isSafeInteger(Number(sizeMatch[1]))) size = Number(sizeMatch[1]);
   }
   return oid !== undefined && size !== undefined ? { oid, size } : null;
 }

@@ -50,6 +50,11 @@ describe("git-lfs pointer detection (src/lfs.ts)", () => {
     for (const text of rejected) assert.equal(parseLfsPointer(text), null, JSON.stringify(text.slice(0, 80)));
   });
 
+  it("recognises a pointer whose line ends became CRLF (core.autocrlf), and refuses a size beyond a safe integer", () => {
+    assert.deepEqual(parseLfsPointer(pointer().replace(/\n/g, "\r\n")), { oid: OID, size: 12345 });
+    assert.equal(parseLfsPointer(pointer(undefined, undefined, "99999999999999999999")), null);
+  });
+
   it("reads only the head of a large file: a big file that starts like a pointer is not one", () => {
     const dir = tempDir("lfs-test-");
     const big = join(dir, "big.tar.gz");
