@@ -419,7 +419,12 @@ export function readStackFileConfig(projectRoot: string, stack: string): Record<
       `stack ${stack}: Pulumi.${stack}.yaml does not exist in ${projectRoot}. Fix: pulumi stack init ${stack} and set its config`,
     );
   }
-  const doc: unknown = parseYaml(readFileSync(file, "utf8"));
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(file, "utf8"));
+  } catch (error) {
+    throw new JiraImagesError("CONFIG_INVALID", `stack ${stack}: Pulumi.${stack}.yaml is not valid YAML: ${(error as Error).message}`, { cause: error });
+  }
   const config = (doc as { config?: unknown } | null)?.config ?? {};
   if (typeof config !== "object" || config === null || Array.isArray(config)) {
     throw new JiraImagesError("CONFIG_INVALID", `stack ${stack}: Pulumi.${stack}.yaml: "config" must be a map of key: value`);
