@@ -209,7 +209,7 @@ describe("npm run pipeline -- plan (real CLI, no Pulumi CLI, no AWS)", () => {
     appendFileSync(join(root, "Pulumi.dev.yaml"), "  jira-images:region: eu-west-2\n");
     const { code, stderr } = await plan(root);
     assert.equal(code, 1);
-    assert.match(stderr, /^CONFIG_INVALID: stack dev: Pulumi\.dev\.yaml is not valid YAML: .*duplicate/i);
+    assert.match(stderr, /^CONFIG_INVALID: stack dev: Pulumi\.dev\.yaml is not valid YAML: Map keys must be unique at line \d+/);
     rmSync(root, { recursive: true, force: true });
   });
 });
