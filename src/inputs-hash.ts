@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync } from "node:fs";
+import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { join, posix } from "node:path";
 import { readLfsPointerSync } from "./lfs.ts";
 import { validateStages, realTemplateFs, type StageDefinition, type VarValue } from "./stages.ts";
@@ -63,6 +63,31 @@ function listFiles(projectRoot: string, rel: string, include: (path: string) => 
   return out;
 }
 
+/** What a symlink that resolves to nothing (missing target, or a loop) hashes as, with its target. */
+export const DANGLING_SYMLINK = "dangling-symlink";
+
+function resolvedStat(absPath: string) {
+  try {
+    return statSync(absPath, { throwIfNoEntry: false }) ?? null;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ELOOP") return null;
+    throw error;
+  }
+}
+
+/**
+ * A listed entry's hash: a symlink to a file hashes as the file it points to, because that is
+ * what Packer reads (a stage folder links in `packer/common/*`, and editing the shared file must
+ * change every stage's trigger). A symlink to a folder is not followed, so that a link loop
+ * cannot hang the hash; it counts by its target path, as does a dangling one.
+ */
+function entryHash(absPath: string): string {
+  if (!lstatSync(absPath).isSymbolicLink()) return fileContentHash(absPath);
+  const target = resolvedStat(absPath);
+  if (target === null) return `${DANGLING_SYMLINK}:${readlinkSync(absPath)}`;
+  return target.isFile() ? fileContentHash(absPath) : `symlink:${readlinkSync(absPath)}`;
+}
+
 /**
  * One hash over files and folders: sorted relative paths and content hashes, no mtimes or
  * modes, so every checkout of the same commit gets the same value. A missing path counts as
@@ -76,12 +101,7 @@ export function treeHash(projectRoot: string, paths: readonly string[], include:
       hash.update(`${rel}\0${MISSING}\n`);
       continue;
     }
-    for (const file of files.sort()) {
-      const abs = join(projectRoot, file);
-      const stat = lstatSync(abs);
-      const content = stat.isSymbolicLink() ? `symlink:${readlinkSync(abs)}` : fileContentHash(abs);
-      hash.update(`${file}\0${content}\n`);
-    }
+    for (const file of files.sort()) hash.update(`${file}\0${entryHash(join(projectRoot, file))}\n`);
   }
   return `sha256:${hash.digest("hex")}`;
 }

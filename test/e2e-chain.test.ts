@@ -1,12 +1,13 @@
 import { strict as assert } from "node:assert";
 import { spawn } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadStackConfigFile } from "../src/config.ts";
 import { StageResultSchema } from "../src/runner/result.ts";
 import { parseStageStdout } from "../src/pipeline.ts";
 import { jiraInstaller } from "../stages/jira.ts";
+import { copyPackerFolder } from "./helpers/packer-copy.ts";
 import { PROJECT_ROOT, commandOf, runProgram, type ProgramRun } from "./helpers/pulumi-mocks.ts";
 
 const FAKE_PACKER = join(PROJECT_ROOT, "test", "fixtures", "fake-packer");
@@ -21,9 +22,7 @@ function makeCheckout(): string {
   for (const entry of ["src", "stages", "node_modules", "package.json", "tsconfig.json"]) {
     symlinkSync(join(PROJECT_ROOT, entry), join(root, entry));
   }
-  const files = join(PROJECT_ROOT, "packer", "files");
-  cpSync(join(PROJECT_ROOT, "packer"), join(root, "packer"), { recursive: true, filter: (src) => !src.startsWith(files) });
-  mkdirSync(join(root, "packer", "files"), { recursive: true });
+  copyPackerFolder(PROJECT_ROOT, root);
   writeFileSync(join(root, jiraInstaller("9.12.15")), "stand-in Jira installer, not an LFS pointer\n");
   return root;
 }
@@ -106,6 +105,10 @@ describe("end to end: the program's own commands through the real runner and the
     }
     assert.ok(builds[0]!.argv.includes("source_ami="), "base builds from the OS image filter");
     assert.ok(builds[2]!.argv.some((a) => a.endsWith("packer/custom/prod.pkrvars.hcl")), "custom gets its var file");
+    // manifest_path is declared in packer/common, which each stage folder loads through a symlink.
+    for (const build of builds) {
+      assert.ok(build.argv.some((a) => a.startsWith("manifest_path=")), `the runner passes its manifest path: ${build.argv.join(" ")}`);
+    }
   });
 
   it("exports the AMIs the runner reported and launches the instances from the custom image", () => {

@@ -1,10 +1,11 @@
 import { strict as assert } from "node:assert";
 import { createHash } from "node:crypto";
-import { appendFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadStackConfigFile, type StackConfig } from "../src/config.ts";
 import {
+  DANGLING_SYMLINK,
   MISSING,
   NO_PARENT,
   PARENT_AMI_UNKNOWN,
@@ -15,6 +16,7 @@ import {
   type PlannedStage,
 } from "../src/inputs-hash.ts";
 import { jiraInstaller } from "../stages/jira.ts";
+import { copyPackerFolder } from "./helpers/packer-copy.ts";
 import { PROJECT_ROOT } from "./helpers/pulumi-mocks.ts";
 
 const INSTALLER = jiraInstaller("9.12.15");
@@ -22,10 +24,7 @@ const INSTALLER = jiraInstaller("9.12.15");
 /** A throw-away copy of the project's packer/ folder (plus an unrelated README and source file), without installers. */
 function copyProject(): string {
   const root = mkdtempSync(join(tmpdir(), "inputs-hash-"));
-  // Installers (possibly gigabytes after `git lfs pull`) are left out; tests add their own.
-  const files = join(PROJECT_ROOT, "packer", "files");
-  cpSync(join(PROJECT_ROOT, "packer"), join(root, "packer"), { recursive: true, filter: (src) => !src.startsWith(files) });
-  mkdirSync(join(root, "packer", "files"), { recursive: true });
+  copyPackerFolder(PROJECT_ROOT, root);
   writeFileSync(join(root, "README.md"), "# readme\n");
   mkdirSync(join(root, "src"));
   writeFileSync(join(root, "src", "index.ts"), "export {};\n");
@@ -88,6 +87,18 @@ describe("named input hashes (triggers)", () => {
     it("a script in the base template folder counts as template", () => {
       const row = matrixRow({ files: (root) => appendFileSync(join(root, "packer/base/scripts/os-base.sh"), "\n# changed\n") });
       assert.deepEqual(row.dev.base, ["template"]);
+    });
+
+    it("a file every stage shares (packer/common): every stage, as template", () => {
+      const row = matrixRow({ files: (root) => appendFileSync(join(root, "packer/common/variables.pkr.hcl"), "\n# changed\n") });
+      assert.deepEqual(row.dev, { base: ["template"], jira: ["template", "parentAmi"], "custom-dev": ["template", "parentAmi"] });
+      assert.deepEqual(row.prod, { base: ["template"], jira: ["template", "parentAmi"], "custom-prod": ["template", "parentAmi"] });
+    });
+
+    it("a file the Chef stages share (packer/common): jira and the custom stages, as template", () => {
+      const row = matrixRow({ files: (root) => appendFileSync(join(root, "packer/common/chef-stage.pkr.hcl"), "\n# changed\n") });
+      assert.deepEqual(row.dev, { base: [], jira: ["template"], "custom-dev": ["template", "parentAmi"] });
+      assert.deepEqual(row.prod, { base: [], jira: ["template"], "custom-prod": ["template", "parentAmi"] });
     });
 
     it("custom template file: only the custom stages", () => {
@@ -190,6 +201,37 @@ describe("named input hashes (triggers)", () => {
     try {
       const expected = `sha256:${createHash("sha256").update(`packer/files/x.tar.gz\0${MISSING}\n`).digest("hex")}`;
       assert.equal(treeHash(root, ["packer/files/x.tar.gz"]), expected);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it("hashes a symlinked file as its target's content; a dangling link or a folder link by its target path", () => {
+    const root = mkdtempSync(join(tmpdir(), "symlink-hash-"));
+    try {
+      mkdirSync(join(root, "common"));
+      mkdirSync(join(root, "stage"));
+      writeFileSync(join(root, "common", "shared.pkr.hcl"), "shared\n");
+      writeFileSync(join(root, "stage", "shared.pkr.hcl"), "shared\n");
+      const copied = treeHash(root, ["stage"]);
+      rmSync(join(root, "stage", "shared.pkr.hcl"));
+      symlinkSync("../common/shared.pkr.hcl", join(root, "stage", "shared.pkr.hcl"));
+      assert.equal(treeHash(root, ["stage"]), copied);
+
+      const line = (file: string, value: string) => `${file}\0${value}\n`;
+      const expected = (...lines: string[]) => `sha256:${createHash("sha256").update(lines.join("")).digest("hex")}`;
+      symlinkSync("../common/gone.pkr.hcl", join(root, "stage", "gone.pkr.hcl"));
+      symlinkSync("loop.pkr.hcl", join(root, "stage", "loop.pkr.hcl"));
+      symlinkSync("..", join(root, "stage", "up"));
+      assert.equal(
+        treeHash(root, ["stage"]),
+        expected(
+          line("stage/gone.pkr.hcl", `${DANGLING_SYMLINK}:../common/gone.pkr.hcl`),
+          line("stage/loop.pkr.hcl", `${DANGLING_SYMLINK}:loop.pkr.hcl`),
+          line("stage/shared.pkr.hcl", fileContentHash(join(root, "common", "shared.pkr.hcl"))),
+          line("stage/up", "symlink:.."),
+        ),
+      );
     } finally {
       rmSync(root, { recursive: true, force: true });
     }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -123,8 +123,25 @@ describe("packer templates (real Packer 1.6.6)", function () {
     }
   });
 
+  it("loads the shared files of packer/common into each stage folder through relative symlinks", async function () {
+    const links: Record<(typeof STAGE_DIRS)[number], string[]> = {
+      base: ["common-source.pkr.hcl", "common-variables.pkr.hcl"],
+      jira: ["common-chef-stage.pkr.hcl", "common-source.pkr.hcl", "common-variables.pkr.hcl"],
+      custom: ["common-chef-stage.pkr.hcl", "common-source.pkr.hcl", "common-variables.pkr.hcl"],
+    };
+    for (const stage of STAGE_DIRS) {
+      const entries = await readdir(join(packerDir, stage), { withFileTypes: true });
+      assert.deepEqual(entries.filter((e) => e.isSymbolicLink()).map((e) => e.name).sort(), links[stage], `packer/${stage}`);
+      for (const link of links[stage]) {
+        const target = await readlink(join(packerDir, stage, link));
+        assert.equal(target, `../common/${link.replace(/^common-/, "")}`, `packer/${stage}/${link}`);
+        assert.ok((await stat(join(packerDir, stage, link))).isFile(), `packer/${stage}/${link} is dangling`);
+      }
+    }
+  });
+
   it("is `packer fmt -check` clean in every folder, var files included", async function () {
-    const dirs = ["packer", ...STAGE_DIRS.map((s) => `packer/${s}`), "test/fixtures/packer-smoke"];
+    const dirs = ["packer", "packer/common", ...STAGE_DIRS.map((s) => `packer/${s}`), "test/fixtures/packer-smoke"];
     const results = await Promise.all(dirs.map((dir) => packer(["fmt", "-check", "-diff", dir])));
     results.forEach((result, i) => {
       assert.equal(result.exitCode, 0, `packer fmt -check ${dirs[i]}:\n${result.stdout}${result.stderr}`);

@@ -16,7 +16,8 @@ const AMI = { base: "ami-0aaaaaaaaaaaaaaa1", jira: "ami-0bbbbbbbbbbbbbbb2", "cus
 function projectCopy(): string {
   const dir = mkdtempSync(join(tmpdir(), "plan-"));
   for (const entry of ["Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "packer"]) {
-    cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
+    // Relative links (packer/<stage>/common-*.pkr.hcl) must point into the copy, not back here.
+    cpSync(join(ROOT, entry), join(dir, entry), { recursive: true, verbatimSymlinks: true });
   }
   return dir;
 }

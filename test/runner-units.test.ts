@@ -179,6 +179,29 @@ describe("runner: template inspection and pointer scan", () => {
     assert.equal(legacy.declaresManifestPath, true);
   });
 
+  it("reads template files a stage folder links in (packer/common), ignoring links to folders, dangling links and loops", async () => {
+    const root = tempDir("inspect-links-");
+    mkdirSync(join(root, "packer", "common"), { recursive: true });
+    mkdirSync(join(root, "packer", "base"));
+    writeFileSync(join(root, "packer", "common", "variables.pkr.hcl"), 'variable "manifest_path" {\n  type = string\n}\n');
+    writeFileSync(join(root, "packer", "common", "plugins.pkr.hcl"), "packer {\n  required_plugins {\n  }\n}\n");
+    writeFileSync(join(root, "packer", "base", "base.pkr.hcl"), 'source "null" "base" {\n}\n');
+    symlinkSync("../common/variables.pkr.hcl", join(root, "packer", "base", "common-variables.pkr.hcl"));
+    symlinkSync("../common/plugins.pkr.hcl", join(root, "packer", "base", "common-plugins.pkr.hcl"));
+    symlinkSync("../common", join(root, "packer", "base", "folder.pkr.hcl"));
+    symlinkSync("../common/gone.pkr.hcl", join(root, "packer", "base", "dangling.pkr.hcl"));
+    symlinkSync("loop.pkr.hcl", join(root, "packer", "base", "loop.pkr.hcl"));
+    const base = await inspectTemplate("packer/base", root);
+    assert.deepEqual(
+      base.files.map((f) => f.slice(root.length + 1)),
+      ["packer/base/base.pkr.hcl", "packer/base/common-plugins.pkr.hcl", "packer/base/common-variables.pkr.hcl"],
+    );
+    assert.equal(base.declaresManifestPath, true);
+    assert.equal(base.requiredPluginsInTemplate, true);
+    assert.equal(base.requiredPluginsDir, join(root, "packer", "base"));
+    assert.deepEqual(await findLfsPointers(join(root, "packer")), []);
+  });
+
   it("finds pointers in nested folders, through file symlinks, skipping .git and large or empty files", async () => {
     const root = tempDir("pointers-");
     mkdirSync(join(root, "cookbooks", "jira", "files"), { recursive: true });

@@ -1,67 +1,24 @@
 # Stage "jira": the Jira base image. Uploads the Chef workspace and the Jira installer onto the OS
 # base image and runs Chef (Cinc Client, local mode) with the jira-base role. Parent of every
-# per-environment custom image.
+# per-environment custom image. The amazon-ebs source and the lineage tags are shared by every
+# stage (common-source.pkr.hcl).
 
 locals {
-  build_time = timestamp()
-  ami_name   = "jira-images-${var.stage}-${var.jira_version}-${formatdate("YYYYMMDDhhmmss", local.build_time)}"
-  workspace  = "/var/tmp/jira-images"
-  installer  = "atlassian-jira-software-${var.jira_version}.tar.gz"
+  stage           = var.stage
+  ami_name        = "jira-images-${local.stage}-${var.jira_version}-${formatdate("YYYYMMDDhhmmss", local.build_time)}"
+  ami_description = "jira-images ${local.stage}: Jira Software ${var.jira_version} (inputs ${var.inputs_hash})"
+  installer       = "atlassian-jira-software-${var.jira_version}.tar.gz"
 
-  chef_client_rpm_url = var.chef_client_rpm_url != "" ? var.chef_client_rpm_url : "https://downloads.cinc.sh/files/stable/cinc/${var.chef_client_version}/el/9/cinc-${var.chef_client_version}-1.el9.x86_64.rpm"
-
-  lineage_tags = {
-    Name                          = local.ami_name
-    "jira-images:stage"           = var.stage
-    "jira-images:parent-ami"      = "{{ .SourceAMI }}"
-    "jira-images:parent-ami-name" = "{{ .SourceAMIName }}"
-    "jira-images:inputs-hash"     = var.inputs_hash
-    "jira-images:jira-version"    = var.jira_version
-    "jira-images:build-time"      = local.build_time
-    "jira-images:build-region"    = "{{ .BuildRegion }}"
-    "jira-images:managed-by"      = "packer"
+  stage_lineage_tags = {
+    "jira-images:jira-version" = var.jira_version
   }
-
-  run_tags = {
-    Name                      = "packer-builder ${local.ami_name}"
-    "jira-images:stage"       = var.stage
-    "jira-images:inputs-hash" = var.inputs_hash
-    "jira-images:managed-by"  = "packer"
-  }
-}
-
-source "amazon-ebs" "jira" {
-  region        = var.region
-  ami_regions   = var.ami_regions
-  instance_type = var.build_instance_type
-  subnet_id     = var.subnet_id
-  ssh_username  = var.ssh_username
-  source_ami    = var.source_ami
-
-  # Only the builder's own address may reach the temporary instance.
-  temporary_security_group_source_cidrs = var.ssh_source_cidrs
-
-  ami_name        = local.ami_name
-  ami_description = "jira-images ${var.stage}: Jira Software ${var.jira_version} (inputs ${var.inputs_hash})"
-  encrypt_boot    = true
-
-  launch_block_device_mappings {
-    device_name           = "/dev/xvda"
-    volume_size           = var.root_volume_size_gb
-    volume_type           = "gp3"
-    iops                  = 3000
-    throughput            = 125
-    delete_on_termination = true
-  }
-
-  tags            = local.lineage_tags
-  snapshot_tags   = local.lineage_tags
-  run_tags        = local.run_tags
-  run_volume_tags = local.run_tags
+  stage_run_tags = {}
 }
 
 build {
-  sources = ["source.amazon-ebs.jira"]
+  source "source.amazon-ebs.stage" {
+    name = "jira"
+  }
 
   provisioner "shell" {
     inline          = ["install -d -m 0700 -o ${var.ssh_username} ${local.workspace} ${local.workspace}/chef ${local.workspace}/files"]

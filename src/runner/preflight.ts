@@ -30,11 +30,13 @@ function display(path: string, cwd: string): string {
   return rel === "" ? "." : rel.startsWith("..") ? path : rel;
 }
 
+/** What `path` resolves to, or null when it resolves to nothing (missing, or a symlink loop). */
 async function statOrNull(path: string) {
   try {
     return await stat(path);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ELOOP") return null;
     throw error;
   }
 }
@@ -42,12 +44,21 @@ async function statOrNull(path: string) {
 const HCL_TEMPLATE = /\.pkr\.hcl$/;
 const JSON_HCL_TEMPLATE = /\.pkr\.json$/;
 
+/**
+ * The template files Packer loads from `dir`, symlinks to files included: the stage folders load
+ * the shared `packer/common/*` files that way. A dangling link is left to Packer to report.
+ */
 async function templateFilesIn(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile() && (HCL_TEMPLATE.test(e.name) || JSON_HCL_TEMPLATE.test(e.name)))
-    .map((e) => join(dir, e.name))
-    .sort();
+  const named = entries.filter((e) => HCL_TEMPLATE.test(e.name) || JSON_HCL_TEMPLATE.test(e.name));
+  const files = await Promise.all(
+    named.map(async (e) => {
+      const path = join(dir, e.name);
+      if (e.isFile()) return path;
+      return e.isSymbolicLink() && (await statOrNull(path))?.isFile() ? path : null;
+    }),
+  );
+  return files.filter((f): f is string => f !== null).sort();
 }
 
 /** HCL has no stable parser in Node; a declaration is one line, so a line scan suffices (comments excluded). */

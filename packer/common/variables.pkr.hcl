@@ -1,0 +1,53 @@
+# Variables every stage declares alike, loaded by each stage folder through its
+# common-variables.pkr.hcl symlink (Packer does not load sub-folders). What differs between stages
+# (stage's default, source_ami's rules, build_instance_type and root_volume_size_gb defaults) stays
+# in the stage's own variables.pkr.hcl.
+
+# Contract variables (the Pulumi program passes them all with -var).
+
+variable "inputs_hash" {
+  type        = string
+  default     = "manual"
+  description = "Hash of everything this image is built from, computed by the program; recorded as a lineage tag."
+}
+
+variable "region" {
+  type        = string
+  description = "AWS region to build in (the stack's region)."
+}
+
+variable "ami_regions" {
+  type        = list(string)
+  default     = []
+  description = "Extra regions to copy the finished AMI to (encrypted with each region's default EBS key)."
+}
+
+variable "ssh_username" {
+  type        = string
+  default     = "ec2-user"
+  description = "Login user of the source OS (ec2-user on Amazon Linux)."
+}
+
+variable "manifest_path" {
+  type        = string
+  default     = "packer-manifest.json"
+  description = "Where the manifest post-processor writes the build's artifact; the stage runner passes a fresh path per run."
+}
+
+# Build settings that are not part of the program contract.
+
+variable "ssh_source_cidrs" {
+  type        = list(string)
+  default     = []
+  description = "CIDRs allowed to reach the build instance over SSH (the builder's own address, e.g. [\"203.0.113.7/32\"]); usually set with PKR_VAR_ssh_source_cidrs."
+  validation {
+    condition     = length(var.ssh_source_cidrs) > 0 && length([for c in var.ssh_source_cidrs : c if can(cidrhost(c, 0)) && contains(["0.0.0.0/0", "::/0"], c) == false]) == length(var.ssh_source_cidrs)
+    error_message = "The ssh_source_cidrs variable must list the builder's own address as CIDRs, for example PKR_VAR_ssh_source_cidrs='[\"203.0.113.7/32\"]'; 0.0.0.0/0 is refused because the temporary security group must be open only to the builder."
+  }
+}
+
+variable "subnet_id" {
+  type        = string
+  default     = ""
+  description = "Subnet for the build instance; empty means the region's default VPC."
+}

@@ -1,0 +1,1 @@
+../common/chef-stage.pkr.hcl
