@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import { execa } from "execa";
+import { tempDir } from "./helpers/temp-dir.ts";
 import { loadStackConfigFile } from "../src/config.ts";
 import { planStackInputs } from "../src/inputs-hash.ts";
 import { rebuildPlan, renderMarkdown, renderText, runPlan, type PlanRequest } from "../src/driver/plan.ts";
@@ -199,7 +200,7 @@ describe("npm run pipeline -- plan (real CLI, no Pulumi CLI, no AWS)", () => {
     const result = await execa("npm", ["run", "--silent", "pipeline", "--", "plan", "--stack", "prod", "--format", "markdown"], {
       cwd: ROOT,
       reject: false,
-      env: { PULUMI_BACKEND_URL: `file://${mkdtempSync(join(tmpdir(), "plan-state-"))}` },
+      env: { PULUMI_BACKEND_URL: `file://${tempDir("plan-state-")}` },
     });
     assert.equal(result.exitCode, 0, result.stderr);
     assert.match(result.stdout, /\| `custom-prod` \| `jira` \| \*\*rebuild\*\* \| not built yet in this stack/);

@@ -1,8 +1,8 @@
 import { strict as assert } from "node:assert";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { tempDir } from "./helpers/temp-dir.ts";
 import { checkUserDataBudget, renderUserData, userDataWithinBudget } from "../src/user-data.ts";
 
 describe("user data", () => {
@@ -21,7 +21,7 @@ describe("user data", () => {
   });
 
   it("is a valid POSIX shell script (shellcheck)", () => {
-    const file = join(mkdtempSync(join(tmpdir(), "user-data-")), "user-data.sh");
+    const file = join(tempDir("user-data-"), "user-data.sh");
     writeFileSync(file, renderUserData(settings));
     try {
       execFileSync("shellcheck", ["--shell=sh", file], { stdio: "pipe" });
