@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { JiraImagesError } from "./errors.ts";
+import { shellQuote } from "./shell.ts";
 import { AmiIdSchema, RegionSchema } from "./runner/result.ts";
 
 /** Pulumi project name: the config namespace and the middle of every stack reference name. */
@@ -295,10 +296,6 @@ function decode(kind: Kind, raw: string): unknown {
   } catch {
     return raw;
   }
-}
-
-function shellQuote(value: string): string {
-  return /^[A-Za-z0-9_./:=,@-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
 /**

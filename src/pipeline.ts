@@ -2,16 +2,10 @@ import * as pulumi from "@pulumi/pulumi";
 import { local } from "@pulumi/command";
 import { join } from "node:path";
 import { JiraImagesError } from "./errors.ts";
+import { shellQuote } from "./shell.ts";
 import { StageResultSchema, type StageResult } from "./runner/result.ts";
 import { NO_PARENT, contentTriggers, parentAmiTrigger, stageInputs, triggerEntries, type StageInputs } from "./inputs-hash.ts";
 import type { StageDefinition, VarValue } from "./stages.ts";
-
-const SAFE_WORD = /^[A-Za-z0-9_./:=,@%+-]+$/;
-
-/** POSIX shell quoting: the create command is run by `/bin/sh -c`. */
-export function shellQuote(word: string): string {
-  return SAFE_WORD.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}
 
 function varValue(value: VarValue): string {
   return typeof value === "string" ? value : JSON.stringify(value);
