@@ -3,6 +3,7 @@ import { StringDecoder } from "node:string_decoder";
 import { execa } from "execa";
 import { JiraImagesError } from "../errors.ts";
 import { parseMachineReadable } from "../machine-readable.ts";
+import { signalGroup } from "./processes.ts";
 
 export interface PackerExit {
   /** Undefined when Packer was killed by a signal. */
@@ -70,13 +71,7 @@ export function startPacker(
     pid,
     exited,
     interrupt() {
-      if (pid <= 0) return;
-      try {
-        process.kill(-pid, "SIGINT");
-      } catch (error) {
-        // The group is already gone: Packer and everything it started have exited.
-        if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
-      }
+      if (pid > 0) signalGroup(pid, "SIGINT");
     },
   };
 }
