@@ -5,7 +5,7 @@ import { JiraImagesError } from "./errors.ts";
 import { shellQuote } from "./shell.ts";
 import { StageResultSchema, type StageResult } from "./runner/result.ts";
 import { NO_PARENT, contentTriggers, parentAmiTrigger, stageInputs, triggerEntries, type StageInputs } from "./inputs-hash.ts";
-import type { StageDefinition, VarValue } from "./stages.ts";
+import { stageCommandName, type StageDefinition, type VarValue } from "./stages.ts";
 
 function varValue(value: VarValue): string {
   return typeof value === "string" ? value : JSON.stringify(value);
@@ -132,7 +132,7 @@ export class ImageStage extends pulumi.ComponentResource {
       : runnerCommand({ projectRoot, stage: definition, inputsHash: this.inputs.inputsHash, timeoutSeconds: args.timeoutSeconds });
 
     this.command = new local.Command(
-      `${name}-build`,
+      stageCommandName(name),
       {
         create,
         update: REEMIT_PREVIOUS_RESULT,

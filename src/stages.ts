@@ -37,6 +37,30 @@ export function customStageName(env: string): string {
   return `custom-${env}`;
 }
 
+const COMMAND_SUFFIX = "-build";
+
+/**
+ * Name of a stage's build command resource. The driver finds stages in engine events and in
+ * checkpoints by this name alone, so it is built and read back only here.
+ */
+export function stageCommandName(stage: string): string {
+  return `${stage}${COMMAND_SUFFIX}`;
+}
+
+/** The resource name at the end of a URN (`urn:pulumi:<stack>::<project>::<type>::<name>`). */
+export function urnResourceName(urn: string): string {
+  const at = urn.lastIndexOf("::");
+  return at >= 0 ? urn.slice(at + 2) : urn;
+}
+
+/** The stage whose build command a resource URN names, or undefined for any other resource. */
+export function stageOfCommandUrn(urn: string): string | undefined {
+  const name = urnResourceName(urn);
+  if (!name.endsWith(COMMAND_SUFFIX) || name.includes(":")) return undefined;
+  const stage = name.slice(0, -COMMAND_SUFFIX.length);
+  return stage === "" ? undefined : stage;
+}
+
 /** Variables every stage template declares (the cross-team contract), from the stack config. */
 export function commonVars(stage: string, config: StackConfig): Record<string, VarValue> {
   return {

@@ -1,6 +1,14 @@
 import { strict as assert } from "node:assert";
 import { loadStackConfigFile } from "../src/config.ts";
-import { lineage, realTemplateFs, validateStages, type StageDefinition, type TemplateFs } from "../src/stages.ts";
+import {
+  lineage,
+  realTemplateFs,
+  stageCommandName,
+  stageOfCommandUrn,
+  validateStages,
+  type StageDefinition,
+  type TemplateFs,
+} from "../src/stages.ts";
 import { declareStages } from "../stages/index.ts";
 import { PROJECT_ROOT } from "./helpers/pulumi-mocks.ts";
 
@@ -65,4 +73,14 @@ describe("stage declarations", () => {
   it("rejects a child stage that sets its own source_ami", () =>
     assertStageError([stage("a"), stage("b", "a", { vars: { source_ami: "ami-12345678" } })], "STAGE_INVALID", /stage b sets source_ami/));
   it("rejects an invalid stage name", () => assertStageError([stage("Base")], "STAGE_INVALID", /stage name "Base"/));
+});
+
+describe("stage command names", () => {
+  const urn = (name: string) => `urn:pulumi:dev::jira-images::jira-images:pipeline:ImageStage$command:local:Command::${name}`;
+  it("reads a stage back from its command's URN", () => {
+    for (const name of ["base", "jira", "custom-dev"]) assert.equal(stageOfCommandUrn(urn(stageCommandName(name))), name);
+  });
+  it("names no stage for any other resource", () => {
+    for (const name of ["jira", "-build", "jira-build-log", "x:y-build"]) assert.equal(stageOfCommandUrn(urn(name)), undefined);
+  });
 });

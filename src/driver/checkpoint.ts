@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { JiraImagesError } from "../errors.ts";
+import { stageOfCommandUrn } from "../stages.ts";
 
 /** What the last `pulumi up` of a stack recorded for one stage's build command. */
 export interface RecordedStage {
@@ -11,9 +12,6 @@ export interface RecordedStage {
   /** The runner's one-line stdout, when the build succeeded. */
   stdout?: string;
 }
-
-/** The image stage command's URN name: `<stage>-build` (see ImageStage in src/pipeline.ts). */
-const COMMAND_NAME = /::([^:]+)-build$/;
 
 function fail(file: string, why: string): never {
   throw new JiraImagesError("pipeline-state", `${file}: ${why}; it is not a Pulumi checkpoint this tool can read`);
@@ -31,7 +29,7 @@ export function recordedStages(checkpoint: unknown, file: string): Map<string, R
   const stages = new Map<string, RecordedStage>();
   for (const resource of resources as Array<Record<string, unknown>>) {
     if (resource.type !== "command:local:Command" || typeof resource.urn !== "string") continue;
-    const name = COMMAND_NAME.exec(resource.urn)?.[1];
+    const name = stageOfCommandUrn(resource.urn);
     if (name === undefined) continue;
     const inputs = (resource.inputs ?? {}) as { triggers?: unknown };
     const outputs = (resource.outputs ?? {}) as { stdout?: unknown };

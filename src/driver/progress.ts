@@ -1,5 +1,6 @@
 import type { EngineEvent, OpType, StepEventMetadata } from "@pulumi/pulumi/automation/index.js";
 import { StageResultSchema, type StageResult } from "../runner/result.ts";
+import { stageOfCommandUrn, urnResourceName } from "../stages.ts";
 
 /** Every image stage is one `local.Command` running the stage runner (issue 3 contract). */
 export const STAGE_RESOURCE_TYPE = "command:local:Command";
@@ -33,11 +34,9 @@ export function stripColors(text: string): string {
   return text.replace(/\u001b\[[0-9;]*m/g, "").replace(/<\{%[^%]*%\}>/g, "");
 }
 
-/** The stage a command URN belongs to: src/pipeline.ts names a stage's command `<stage>-build`. */
+/** The stage a command URN belongs to, or the URN's resource name for any other command. */
 export function stageNameFromUrn(urn: string): string {
-  const at = urn.lastIndexOf("::");
-  const name = at >= 0 ? urn.slice(at + 2) : urn;
-  return name.replace(/-build$/, "");
+  return stageOfCommandUrn(urn) ?? urnResourceName(urn);
 }
 
 export function formatDuration(ms: number): string {
