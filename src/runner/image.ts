@@ -38,9 +38,10 @@ export function parseAmiArtifactId(id: string): RegionAmi[] | null {
   return pairs.length > 0 ? pairs : null;
 }
 
-function imageKey(pairs: RegionAmi[]): string {
-  return pairs
-    .map((p) => `${p.region}:${p.amiId}`)
+/** An image's identity: its region:AMI pairs in a fixed order, however Packer or the manifest listed them. */
+export function amiSetKey(amis: Record<string, string>): string {
+  return Object.entries(amis)
+    .map(([region, ami]) => `${region}:${ami}`)
     .sort()
     .join(",");
 }
@@ -62,7 +63,8 @@ export function selectStageImage(stream: Pick<BuildStream, "artifacts">): ImageS
     if (artifact.id === undefined) continue;
     const pairs = parseAmiArtifactId(artifact.id);
     if (!pairs) continue;
-    const key = imageKey(pairs);
+    const amis = Object.fromEntries(pairs.map((p) => [p.region, p.amiId]));
+    const key = amiSetKey(amis);
     if (images.has(key)) continue;
     const first = pairs[0]!;
     images.set(key, {
@@ -70,7 +72,7 @@ export function selectStageImage(stream: Pick<BuildStream, "artifacts">): ImageS
       ...(artifact.builderId !== undefined ? { builderId: artifact.builderId } : {}),
       region: first.region,
       amiId: first.amiId,
-      amis: Object.fromEntries(pairs.map((p) => [p.region, p.amiId])),
+      amis,
     });
   }
   const found = [...images.values()];

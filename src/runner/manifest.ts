@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
-import { parseAmiArtifactId, type StageImage } from "./image.ts";
+import { amiSetKey, parseAmiArtifactId, type StageImage } from "./image.ts";
 
 /**
  * The manifest post-processor's file: `{"builds": [...], "last_run_uuid": "..."}`. It appends a
@@ -26,13 +26,6 @@ export type ManifestCheck =
   | { ok: true; runUuid: string }
   | { ok: false; runUuid: string; problem: string };
 
-function amiSet(amis: Record<string, string>): string {
-  return Object.entries(amis)
-    .map(([region, ami]) => `${region}:${ami}`)
-    .sort()
-    .join(",");
-}
-
 /**
  * Checks that the manifest's builds of its last run name exactly the image the stream reported.
  * Builds whose artifact is not an AMI (a `null` source next to an AMI build) are ignored, just as
@@ -44,9 +37,9 @@ export function checkManifest(manifest: Manifest, image: StageImage): ManifestCh
   const images = new Set<string>();
   for (const build of builds) {
     const pairs = parseAmiArtifactId(build.artifact_id);
-    if (pairs) images.add(amiSet(Object.fromEntries(pairs.map((p) => [p.region, p.amiId]))));
+    if (pairs) images.add(amiSetKey(Object.fromEntries(pairs.map((p) => [p.region, p.amiId]))));
   }
-  const expected = amiSet(image.amis);
+  const expected = amiSetKey(image.amis);
   if (images.size === 0) {
     return { ok: false, runUuid, problem: `the manifest's run ${runUuid} lists no AMI, the log says ${expected}` };
   }
