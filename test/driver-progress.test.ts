@@ -4,7 +4,7 @@ import {
   changedTriggerNames,
   findLogPath,
   formatDuration,
-  parseStageStdout,
+  stageResultOf,
   ProgressTracker,
   renderSummary,
   stageRunnerLines,
@@ -42,9 +42,9 @@ describe("driver progress (engine events -> stage lines)", () => {
 
   it("reads the runner's JSON line from stdout and ignores anything else", () => {
     const line = JSON.stringify({ stage: "jira", amiId: "ami-0123456789abcdef0", region: "eu-west-1", amis: { "eu-west-1": "ami-0123456789abcdef0" }, logFile: ".packer-logs/jira/a.log" });
-    assert.equal(parseStageStdout(`${line}\n`)?.amiId, "ami-0123456789abcdef0");
-    assert.equal(parseStageStdout("[secret]"), undefined);
-    assert.equal(parseStageStdout(JSON.stringify({ stage: "jira", amiId: "not-an-ami" })), undefined);
+    assert.equal(stageResultOf(`${line}\n`)?.amiId, "ami-0123456789abcdef0");
+    assert.equal(stageResultOf("[secret]"), undefined);
+    assert.equal(stageResultOf(JSON.stringify({ stage: "jira", amiId: "not-an-ami" })), undefined);
   });
 
   it("formats durations as a person reads them", () => {

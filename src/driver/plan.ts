@@ -2,11 +2,11 @@ import { relative } from "node:path";
 import { JiraImagesError } from "../errors.ts";
 import { PROJECT, loadStackConfigFile } from "../config.ts";
 import { TRIGGER_NAMES, planStackInputs, type PlannedStage } from "../inputs-hash.ts";
-import { StageResultSchema } from "../runner/result.ts";
 import type { PlanFormat } from "./args.ts";
 import { resolveBackend } from "./backend.ts";
 import { checkpointFile, fileBackendDir, readCheckpoint, type RecordedStage } from "./checkpoint.ts";
 import type { DriverIo } from "./io.ts";
+import { namedTriggers, stageResultOf } from "./progress.ts";
 
 export interface PlanRequest {
   stack: string;
@@ -35,31 +35,11 @@ export interface StagePlan {
   currentAmi: string | undefined;
 }
 
-function triggerMap(entries: readonly string[]): Map<string, string> {
-  return new Map(
-    entries.map((entry) => {
-      const eq = entry.indexOf("=");
-      return eq < 0 ? [entry, ""] : [entry.slice(0, eq), entry.slice(eq + 1)];
-    }),
-  );
-}
-
 /** Named content inputs whose recorded value differs (the parent AMI is never known offline). */
 function changedInputs(planned: PlannedStage, recorded: RecordedStage): string[] {
-  const now = triggerMap(planned.triggers);
-  const before = triggerMap(recorded.triggers);
+  const now = namedTriggers(planned.triggers);
+  const before = namedTriggers(recorded.triggers);
   return TRIGGER_NAMES.filter((name) => name !== "parentAmi" && now.get(name) !== before.get(name));
-}
-
-function recordedAmi(recorded: RecordedStage | undefined): string | undefined {
-  if (recorded?.stdout === undefined) return undefined;
-  try {
-    const result = StageResultSchema.safeParse(JSON.parse(recorded.stdout));
-    return result.success ? result.data.amiId : undefined;
-  } catch {
-    // A stdout that is not the runner's JSON is shown as "no recorded AMI", not a crash of the plan.
-    return undefined;
-  }
 }
 
 /**
@@ -80,7 +60,7 @@ export function rebuildPlan(planned: readonly PlannedStage[], recorded: Readonly
     }
     const rebuild = verdict.kind !== "unchanged";
     if (rebuild) rebuilding.add(stage.stage);
-    return { stage: stage.stage, parent: stage.parent, verdict, rebuild, currentAmi: recordedAmi(before) };
+    return { stage: stage.stage, parent: stage.parent, verdict, rebuild, currentAmi: stageResultOf(before?.stdout)?.amiId };
   });
 }
 

@@ -79,8 +79,11 @@ export function changedTriggerNames(oldTriggers: unknown, newTriggers: unknown):
   return names.filter((name) => before.get(name) !== after.get(name));
 }
 
-/** The runner's one JSON line from a command's `stdout` output, if it is one. */
-export function parseStageStdout(stdout: unknown): StageResult | undefined {
+/**
+ * The runner's one JSON line from a recorded command `stdout`, if it is one. Lenient, unlike the
+ * program's parseStageStdout: a reader of old state shows "no AMI" rather than failing.
+ */
+export function stageResultOf(stdout: unknown): StageResult | undefined {
   if (typeof stdout !== "string") return undefined;
   const line = stdout.trim().split("\n").pop();
   if (!line) return undefined;
@@ -201,7 +204,7 @@ export class ProgressTracker {
       // command's `update` re-emit the previous result (a changed runner flag or checkout path).
       const stage = this.stage(metadata);
       stage.op = "update";
-      stage.result = parseStageStdout(outputsOf(metadata.old)?.["stdout"]);
+      stage.result = stageResultOf(outputsOf(metadata.old)?.["stdout"]);
       if (stage.result) stage.name = stage.result.stage;
       if (planning || this.mode === "preview") {
         stage.status = "planned";
@@ -231,14 +234,14 @@ export class ProgressTracker {
       const stage = this.stage(metadata);
       stage.op = "same";
       stage.status = "unchanged";
-      stage.result = parseStageStdout(outputsOf(metadata.old)?.["stdout"] ?? outputsOf(metadata.new)?.["stdout"]);
+      stage.result = stageResultOf(outputsOf(metadata.old)?.["stdout"] ?? outputsOf(metadata.new)?.["stdout"]);
       if (stage.result) stage.name = stage.result.stage;
       return [];
     }
     if (metadata.op === "delete") {
       const stage = this.stage(metadata);
       stage.op = "delete";
-      stage.result = parseStageStdout(outputsOf(metadata.old)?.["stdout"]);
+      stage.result = stageResultOf(outputsOf(metadata.old)?.["stdout"]);
       if (stage.result) stage.name = stage.result.stage;
       if (planning || this.mode === "preview") return [];
       stage.status = "deleting";
@@ -255,13 +258,13 @@ export class ProgressTracker {
     if (metadata.op === "update" && stage.status === "running") {
       stage.status = "updated";
       stage.finishedAt = this.now();
-      stage.result = parseStageStdout(outputsOf(metadata.new)?.["stdout"]) ?? stage.result;
+      stage.result = stageResultOf(outputsOf(metadata.new)?.["stdout"]) ?? stage.result;
       return [];
     }
     if (BUILD_OPS.has(metadata.op) && stage.status === "running") {
       stage.status = "built";
       stage.finishedAt = this.now();
-      stage.result = parseStageStdout(outputsOf(metadata.new)?.["stdout"]);
+      stage.result = stageResultOf(outputsOf(metadata.new)?.["stdout"]);
       const took = formatDuration(stage.finishedAt - (stage.startedAt ?? stage.finishedAt));
       if (!stage.result) return [`[${stage.name}] done in ${took} (no stage result in its stdout)`];
       stage.name = stage.result.stage;
