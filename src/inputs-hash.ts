@@ -13,6 +13,8 @@ import { declareStages } from "../stages/index.ts";
 export const TRIGGER_NAMES = ["template", "workspace", "installers", "vars", "parentAmi"] as const;
 export type TriggerName = (typeof TRIGGER_NAMES)[number];
 export type ContentTriggerName = Exclude<TriggerName, "parentAmi">;
+/** The triggers hashed from files and vars: known before any build runs, and offline. */
+export const CONTENT_TRIGGER_NAMES = TRIGGER_NAMES.filter((name): name is ContentTriggerName => name !== "parentAmi");
 
 /** `parentAmi` of a root stage, whose source is the OS image named in its vars. */
 export const NO_PARENT = "none";
@@ -132,7 +134,7 @@ export function stageInputs(stage: StageDefinition, projectRoot: string): StageI
       .digest("hex")}`,
   };
   const inputsHash = `sha256:${sha256()
-    .update((Object.keys(hashes) as ContentTriggerName[]).map((k) => `${k}=${hashes[k]}`).join("\n"))
+    .update(CONTENT_TRIGGER_NAMES.map((k) => `${k}=${hashes[k]}`).join("\n"))
     .digest("hex")}`;
   return { stage: stage.name, parent: stage.parent, hashes, inputsHash };
 }
@@ -145,9 +147,9 @@ export function triggerEntries(inputs: StageInputs, parentAmi: string): string[]
   return [...contentTriggers(inputs), parentAmiTrigger(parentAmi)];
 }
 
-/** The first four trigger entries: known before any build runs. */
+/** The first four trigger entries (CONTENT_TRIGGER_NAMES): known before any build runs. */
 export function contentTriggers(inputs: StageInputs): string[] {
-  return TRIGGER_NAMES.filter((name) => name !== "parentAmi").map((name) => `${name}=${inputs.hashes[name]}`);
+  return CONTENT_TRIGGER_NAMES.map((name) => `${name}=${inputs.hashes[name]}`);
 }
 
 /** The last trigger entry; a separate element so that an unknown parent AMI leaves the others readable. */

@@ -1,7 +1,7 @@
 import { relative } from "node:path";
 import { JiraImagesError } from "../errors.ts";
 import { PROJECT, loadStackConfigFile } from "../config.ts";
-import { TRIGGER_NAMES, planStackInputs, type PlannedStage } from "../inputs-hash.ts";
+import { CONTENT_TRIGGER_NAMES, planStackInputs, type PlannedStage } from "../inputs-hash.ts";
 import type { PlanFormat } from "./args.ts";
 import { resolveBackend } from "./backend.ts";
 import { checkpointFile, fileBackendDir, readCheckpoint, type RecordedStage } from "./checkpoint.ts";
@@ -39,7 +39,7 @@ export interface StagePlan {
 function changedInputs(planned: PlannedStage, recorded: RecordedStage): string[] {
   const now = namedTriggers(planned.triggers);
   const before = namedTriggers(recorded.triggers);
-  return TRIGGER_NAMES.filter((name) => name !== "parentAmi" && now.get(name) !== before.get(name));
+  return CONTENT_TRIGGER_NAMES.filter((name) => now.get(name) !== before.get(name));
 }
 
 /**
