@@ -85,10 +85,20 @@ function decodeData(rest: string | undefined): string[] {
   return rest === undefined ? [] : rest.split(",").map(decodeField);
 }
 
+/** A count Packer wrote (`artifact-count`, `error-count`, `files-count`), or undefined if it is not one. */
+function parseCount(text: string): number | undefined {
+  const n = Number(text);
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
+
+/** A log that went through a CRLF conversion (a Windows checkout or copy) must parse the same. */
+function withoutCr(line: string): string {
+  return line.endsWith("\r") ? line.slice(0, -1) : line;
+}
+
 /** Parses one line (without its newline). Returns null for anything that is not a machine-readable record. */
 export function parseLine(line: string): MachineLine | null {
-  const text = line.endsWith("\r") ? line.slice(0, -1) : line;
-  const raw = splitRecord(text);
+  const raw = splitRecord(withoutCr(line));
   if (!raw) return null;
   return { timestamp: Number(raw.timestamp), target: raw.target, type: raw.type, data: decodeData(raw.rest) };
 }
@@ -195,7 +205,6 @@ function uiKind(word: string): UiKind {
  */
 export class MachineReadableParser {
   private pending = "";
-  private readonly limits: ParserLimits;
   private readonly artifactsByKey = new Map<string, Artifact>();
   private readonly otherTail: Ring<string>;
   private readonly uiErrors: Ring<string>;
@@ -216,10 +225,10 @@ export class MachineReadableParser {
   };
 
   constructor(limits: Partial<ParserLimits> = {}) {
-    this.limits = { ...DEFAULT_LIMITS, ...limits };
-    this.otherTail = new Ring(this.limits.otherTail);
-    this.uiErrors = new Ring(this.limits.uiErrors);
-    this.uiTail = new Ring(this.limits.uiTail);
+    const bounds = { ...DEFAULT_LIMITS, ...limits };
+    this.otherTail = new Ring(bounds.otherTail);
+    this.uiErrors = new Ring(bounds.uiErrors);
+    this.uiTail = new Ring(bounds.uiTail);
   }
 
   push(chunk: string): void {
@@ -271,7 +280,7 @@ export class MachineReadableParser {
   line(rawLine: string): void {
     const s = this.stream;
     s.lines++;
-    const line = rawLine.endsWith("\r") ? rawLine.slice(0, -1) : rawLine;
+    const line = withoutCr(rawLine);
     const record = splitRecord(line);
     if (!record) {
       if (line.length > 0) {
@@ -288,13 +297,13 @@ export class MachineReadableParser {
         this.artifact(record);
         return;
       case "artifact-count": {
-        const n = Number(decodeField(record.rest ?? ""));
-        if (Number.isSafeInteger(n) && n >= 0) s.artifactCounts[record.target] = n;
+        const n = parseCount(decodeField(record.rest ?? ""));
+        if (n !== undefined) s.artifactCounts[record.target] = n;
         return;
       }
       case "error-count": {
-        const n = Number(decodeField(record.rest ?? ""));
-        if (Number.isSafeInteger(n) && n >= 0) s.errorCount = n;
+        const n = parseCount(decodeField(record.rest ?? ""));
+        if (n !== undefined) s.errorCount = n;
         return;
       }
       case "error":
@@ -349,8 +358,8 @@ export class MachineReadableParser {
         artifact.string = value;
         return;
       case "files-count": {
-        const n = Number(value);
-        if (Number.isSafeInteger(n) && n >= 0) artifact.filesCount = n;
+        const n = parseCount(value);
+        if (n !== undefined) artifact.filesCount = n;
         return;
       }
       case "file":
