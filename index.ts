@@ -3,10 +3,10 @@ import * as aws from "@pulumi/aws";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseStackConfig, type StackConfig } from "./src/config.ts";
-import { customStageName, lineage, realTemplateFs, validateStages } from "./src/stages.ts";
+import { customStageName, lineage } from "./src/stages.ts";
 import { ImagePipeline } from "./src/pipeline.ts";
 import { JiraEnvironment } from "./src/instances.ts";
-import { declareStages } from "./stages/index.ts";
+import { stackStages } from "./stages/index.ts";
 
 export interface JiraImagesOptions {
   /** Folder holding packer/ and src/runner/; defaults to this file's folder. */
@@ -26,7 +26,7 @@ export default function jiraImages(options: JiraImagesOptions = {}) {
   const config = options.config ?? parseStackConfig(pulumi.runtime.allConfig(), { stack, file: `Pulumi.${stack}.yaml` });
 
   // Everything is checked before the first resource is declared.
-  const stages = validateStages(declareStages(config), realTemplateFs(projectRoot));
+  const stages = stackStages(config, projectRoot);
   const leaf = customStageName(config.environment);
 
   const pipeline = new ImagePipeline("images", {

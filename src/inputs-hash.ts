@@ -2,9 +2,9 @@ import { createHash } from "node:crypto";
 import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { join, posix } from "node:path";
 import { readLfsPointerSync } from "./lfs.ts";
-import { validateStages, realTemplateFs, type StageDefinition, type VarValue } from "./stages.ts";
+import type { StageDefinition, VarValue } from "./stages.ts";
 import type { StackConfig } from "./config.ts";
-import { declareStages } from "../stages/index.ts";
+import { stackStages } from "../stages/index.ts";
 
 /**
  * Named inputs of a stage, in the order they appear in the command's `triggers`. Any change
@@ -169,7 +169,7 @@ export interface PlannedStage extends StageInputs {
  * known here: a stage also rebuilds whenever its parent does.
  */
 export function planStackInputs(config: StackConfig, projectRoot: string): PlannedStage[] {
-  return validateStages(declareStages(config), realTemplateFs(projectRoot)).map((stage) => {
+  return stackStages(config, projectRoot).map((stage) => {
     const inputs = stageInputs(stage, projectRoot);
     return { ...inputs, triggers: triggerEntries(inputs, stage.parent === undefined ? NO_PARENT : PARENT_AMI_UNKNOWN) };
   });

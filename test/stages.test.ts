@@ -2,14 +2,13 @@ import { strict as assert } from "node:assert";
 import { loadStackConfigFile } from "../src/config.ts";
 import {
   lineage,
-  realTemplateFs,
   stageCommandName,
   stageOfCommandUrn,
   validateStages,
   type StageDefinition,
   type TemplateFs,
 } from "../src/stages.ts";
-import { declareStages } from "../stages/index.ts";
+import { declareStages, stackStages } from "../stages/index.ts";
 import { PROJECT_ROOT } from "./helpers/pulumi-mocks.ts";
 
 function stage(name: string, parent?: string, extra: Partial<StageDefinition> = {}): StageDefinition {
@@ -36,7 +35,7 @@ describe("stage declarations", () => {
   for (const stack of ["dev", "prod"]) {
     it(`${stack}: base ▶ jira ▶ custom-${stack}, parents first, templates present in packer/`, () => {
       const config = loadStackConfigFile(PROJECT_ROOT, stack);
-      const ordered = validateStages(declareStages(config), realTemplateFs(PROJECT_ROOT));
+      const ordered = stackStages(config, PROJECT_ROOT);
       assert.deepEqual(ordered.map((s) => [s.name, s.parent]), [["base", undefined], ["jira", "base"], [`custom-${stack}`, "jira"]]);
       assert.deepEqual(lineage(ordered, `custom-${stack}`), ["base", "jira", `custom-${stack}`]);
       const custom = ordered[2]!;
