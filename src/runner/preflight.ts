@@ -142,18 +142,19 @@ export interface FoundPointer {
   pointer: LfsPointer;
 }
 
+/** The pointer a file of `size` bytes is, if any: only a file smaller than a pointer's maximum is opened. */
+async function pointerIn(path: string, size: number): Promise<LfsPointer | null> {
+  return size > 0 && size < LFS_POINTER_MAX_BYTES ? readLfsPointer(path) : null;
+}
+
 /** Directories that never hold build inputs and can be huge. */
 const SKIPPED_DIRS = new Set([".git", "node_modules"]);
 
-/**
- * Every git-lfs pointer file under `root` (a file or a directory). Only files smaller than a
- * pointer's maximum size are opened, and only their first KiB is read.
- */
+/** Every git-lfs pointer file under `root` (a file or a directory); only small files are opened. */
 export async function findLfsPointers(root: string): Promise<FoundPointer[]> {
   const info = await stat(root);
   if (info.isFile()) {
-    if (info.size >= LFS_POINTER_MAX_BYTES || info.size === 0) return [];
-    const pointer = await readLfsPointer(root);
+    const pointer = await pointerIn(root, info.size);
     return pointer ? [{ path: root, pointer }] : [];
   }
   if (!info.isDirectory()) return [];
@@ -200,15 +201,13 @@ async function checkRequired(file: string, cwd: string): Promise<void> {
   if (!info) fail("REQUIRED_FILE_MISSING", `required file ${shown} does not exist; ${howToAdd}`);
   if (!info.isFile()) fail("REQUIRED_FILE_MISSING", `required file ${shown} is not a regular file; ${howToAdd}`);
   if (info.size === 0) fail("REQUIRED_FILE_EMPTY", `required file ${shown} is empty; ${howToAdd}`);
-  if (info.size < LFS_POINTER_MAX_BYTES) {
-    const pointer = await readLfsPointer(path);
-    if (pointer) {
-      fail(
-        "LFS_POINTER",
-        `${describePointer({ path, pointer }, cwd)}, not the file itself; run \`git lfs pull\` ` +
-          "(after `git lfs install` once) to fetch it",
-      );
-    }
+  const pointer = await pointerIn(path, info.size);
+  if (pointer) {
+    fail(
+      "LFS_POINTER",
+      `${describePointer({ path, pointer }, cwd)}, not the file itself; run \`git lfs pull\` ` +
+        "(after `git lfs install` once) to fetch it",
+    );
   }
 }
 
