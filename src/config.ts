@@ -40,8 +40,14 @@ function isCidr(value: string): boolean {
   return m !== null && m.slice(1, 5).every((octet) => Number(octet) <= 255);
 }
 
+/**
+ * An http(s) URL that user data can write into its quoted heredoc and the image read back as
+ * KEY=value: no quotes, spaces, newlines, `$` or backslashes.
+ */
+export const LAUNCH_SAFE_URL = /^https?:\/\/[^\s'"`$\\]+$/;
+
 function isHttpUrl(value: string): boolean {
-  if (!/^https?:\/\/[^\s'"`$\\]+$/.test(value)) return false;
+  if (!LAUNCH_SAFE_URL.test(value)) return false;
   try {
     new URL(value);
     return true;

@@ -1,5 +1,5 @@
 import { JiraImagesError } from "./errors.ts";
-import { USER_DATA_HARD_LIMIT_BYTES } from "./config.ts";
+import { LAUNCH_SAFE_URL, USER_DATA_HARD_LIMIT_BYTES } from "./config.ts";
 
 /** Where the launch settings land on the instance; the image's Jira service reads this file. */
 export const LAUNCH_ENV_FILE = "/etc/jira-images/launch.env";
@@ -14,8 +14,6 @@ export interface LaunchSettings {
 
 const HOSTNAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const ENVIRONMENT = /^[a-z][a-z0-9-]*$/;
-// The value is written into a quoted heredoc and read as KEY=value: no quotes, spaces or newlines.
-const URL_VALUE = /^https?:\/\/[^\s'"`$\\]+$/;
 
 function invalid(what: string, value: string, expected: string): never {
   throw new JiraImagesError("USER_DATA_INVALID", `${what} ${JSON.stringify(value)} must be ${expected}`);
@@ -30,7 +28,7 @@ export function renderUserData(settings: LaunchSettings): string {
   if (!HOSTNAME.test(settings.hostname)) invalid("hostname", settings.hostname, "a DNS label (a-z, 0-9, -; at most 63)");
   if (!ENVIRONMENT.test(settings.environment)) invalid("environment", settings.environment, "lower-case letters, digits and dashes");
   const baseUrl = settings.jiraBaseUrl ?? "";
-  if (baseUrl !== "" && !URL_VALUE.test(baseUrl)) invalid("Jira base URL", baseUrl, "an http(s) URL without quotes or spaces");
+  if (baseUrl !== "" && !LAUNCH_SAFE_URL.test(baseUrl)) invalid("Jira base URL", baseUrl, "an http(s) URL without quotes or spaces");
   const env = [`JIRA_ENVIRONMENT=${settings.environment}`];
   if (baseUrl !== "") env.push(`JIRA_BASE_URL=${baseUrl}`);
   return [
