@@ -37,22 +37,18 @@ export function parseLfsPointer(content: Buffer | string): LfsPointer | null {
   return oid !== undefined && size !== undefined ? { oid, size } : null;
 }
 
-function readHead(fd: number): Buffer {
-  const buf = Buffer.alloc(LFS_POINTER_MAX_BYTES);
-  const n = readSync(fd, buf, 0, LFS_POINTER_MAX_BYTES, 0);
-  return buf.subarray(0, n);
-}
-
 /** Reads at most the first KiB of a file: a pointer never needs more, an installer is never read whole. */
 export function readLfsPointerSync(path: string): LfsPointer | null {
   const fd = openSync(path, "r");
   try {
-    return parseLfsPointer(readHead(fd));
+    const buf = Buffer.alloc(LFS_POINTER_MAX_BYTES);
+    return parseLfsPointer(buf.subarray(0, readSync(fd, buf, 0, LFS_POINTER_MAX_BYTES, 0)));
   } finally {
     closeSync(fd);
   }
 }
 
+/** `readLfsPointerSync` for the preflight, which scans many files at once. */
 export async function readLfsPointer(path: string): Promise<LfsPointer | null> {
   const handle = await open(path, "r");
   try {
