@@ -119,6 +119,12 @@ function outputsOf(state: StepEventMetadata["new"]): Record<string, unknown> | u
   return state?.outputs as Record<string, unknown> | undefined;
 }
 
+/** Takes a recorded result; it names the stage, where the URN gives only the command's name. */
+function adoptResult(stage: StageProgress, stdout: unknown): void {
+  stage.result = stageResultOf(stdout);
+  if (stage.result) stage.name = stage.result.stage;
+}
+
 /**
  * Turns Automation API engine events into short progress lines about the image stages and keeps
  * what the summary table needs. Pure apart from the injected clock, so tests feed it events.
@@ -155,9 +161,12 @@ export class ProgressTracker {
       .map((stage) => `[${stage.name}] Packer running, ${formatDuration(this.now() - stage.startedAt!)}`);
   }
 
+  /** The stage of a step about to run, with the step's op. */
   private stage(metadata: StepEventMetadata): StageProgress {
     let stage = this.stages.get(metadata.urn);
-    if (!stage) {
+    if (stage) {
+      stage.op = metadata.op;
+    } else {
       stage = {
         urn: metadata.urn,
         name: stageNameFromUrn(metadata.urn),
@@ -203,9 +212,7 @@ export class ProgressTracker {
       // Triggers replace the command, so an update never rebuilds: src/pipeline.ts makes the
       // command's `update` re-emit the previous result (a changed runner flag or checkout path).
       const stage = this.stage(metadata);
-      stage.op = "update";
-      stage.result = stageResultOf(outputsOf(metadata.old)?.["stdout"]);
-      if (stage.result) stage.name = stage.result.stage;
+      adoptResult(stage, outputsOf(metadata.old)?.["stdout"]);
       if (planning || this.mode === "preview") {
         stage.status = "planned";
         return [`[${stage.name}] would update its settings (no rebuild)`];
@@ -216,7 +223,6 @@ export class ProgressTracker {
     }
     if (BUILD_OPS.has(metadata.op)) {
       const stage = this.stage(metadata);
-      stage.op = metadata.op;
       stage.changedInputs =
         metadata.op === "create"
           ? []
@@ -232,17 +238,13 @@ export class ProgressTracker {
     }
     if (metadata.op === "same") {
       const stage = this.stage(metadata);
-      stage.op = "same";
       stage.status = "unchanged";
-      stage.result = stageResultOf(outputsOf(metadata.old)?.["stdout"] ?? outputsOf(metadata.new)?.["stdout"]);
-      if (stage.result) stage.name = stage.result.stage;
+      adoptResult(stage, outputsOf(metadata.old)?.["stdout"] ?? outputsOf(metadata.new)?.["stdout"]);
       return [];
     }
     if (metadata.op === "delete") {
       const stage = this.stage(metadata);
-      stage.op = "delete";
-      stage.result = stageResultOf(outputsOf(metadata.old)?.["stdout"]);
-      if (stage.result) stage.name = stage.result.stage;
+      adoptResult(stage, outputsOf(metadata.old)?.["stdout"]);
       if (planning || this.mode === "preview") return [];
       stage.status = "deleting";
       stage.startedAt = this.now();
