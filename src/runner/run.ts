@@ -66,18 +66,17 @@ function logFileName(now: Date): string {
  * per-build `error` records, or whatever non-Packer output (a plugin crash) ended the log.
  */
 export function packerErrorLines(stream: BuildStream): string[] {
-  const uiLines = stream.uiErrors
-    .flatMap((text) => text.split("\n"))
-    .map((line) => line.trimEnd())
-    .filter((line) => line.trim() !== "");
+  const uiLines = stream.uiErrors.flatMap(nonBlankLines).map((line) => `packer: ${line.trimEnd()}`);
   let lines: string[];
-  if (uiLines.length > 0) lines = uiLines.map((line) => `packer: ${line}`);
+  if (uiLines.length > 0) lines = uiLines;
   else if (stream.errors.length > 0) {
-    lines = stream.errors.flatMap((e) =>
-      e.message.split("\n").filter((l) => l.trim() !== "").map((l) => `packer: ${e.target ? `${e.target}: ` : ""}${l}`),
-    );
+    lines = stream.errors.flatMap((e) => nonBlankLines(e.message).map((l) => `packer: ${e.target ? `${e.target}: ` : ""}${l}`));
   } else lines = stream.otherTail.map((line) => `packer output: ${line}`);
   return lines.map(redactCredentials);
+}
+
+function nonBlankLines(text: string): string[] {
+  return text.split("\n").filter((line) => line.trim() !== "");
 }
 
 function describeExit(exit: PackerExit): string {
