@@ -16,11 +16,11 @@
 export const PACKER_COMMA = "%!(PACKER_COMMA)";
 
 /** Packer's final message after an interrupt was handled and every build cleaned up. */
-export const CANCELLED_MESSAGE = "Cleanly cancelled builds after being interrupted.";
+const CANCELLED_MESSAGE = "Cleanly cancelled builds after being interrupted.";
 /** Packer's message when an interrupt reaches it. */
-export const INTERRUPT_MESSAGE = "Cancelling build after receiving interrupt";
+const INTERRUPT_MESSAGE = "Cancelling build after receiving interrupt";
 /** Packer's final message when it exits 0 without any artifact. */
-export const NO_ARTIFACTS_MESSAGE = "Builds finished but no artifacts were created.";
+const NO_ARTIFACTS_MESSAGE = "Builds finished but no artifacts were created.";
 
 export interface MachineLine {
   /** Unix seconds as Packer wrote them. */

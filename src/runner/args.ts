@@ -28,7 +28,7 @@ Runs \`packer build -machine-readable\` for one image stage. On success prints o
   --timeout    interrupt Packer after this many seconds, wait for its cleanup, fail
 Environment: PACKER_BIN names the packer executable (default: packer on PATH).`;
 
-export const STAGE_NAME = /^[a-z0-9][a-z0-9-]*$/;
+const STAGE_NAME = /^[a-z0-9][a-z0-9-]*$/;
 /** HCL identifiers: what Packer accepts as a variable name. */
 const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 
@@ -39,7 +39,7 @@ function usageError(message: string): JiraImagesError {
 }
 
 /** Parses `key=value`; the value may itself contain `=`. */
-export function parseVar(text: string): [string, string] {
+function parseVar(text: string): [string, string] {
   const eq = text.indexOf("=");
   if (eq < 0) throw usageError(`--var ${JSON.stringify(text)} is not key=value`);
   const key = text.slice(0, eq);

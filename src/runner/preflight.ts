@@ -187,7 +187,7 @@ function formatSize(bytes: number): string {
   return unit === 0 ? `${bytes} bytes` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
-export function describePointer(found: FoundPointer, cwd: string): string {
+function describePointer(found: FoundPointer, cwd: string): string {
   return `${display(found.path, cwd)} is a git-lfs pointer (real file: ${formatSize(found.pointer.size)}, oid sha256:${found.pointer.oid.slice(0, 12)}…)`;
 }
 

@@ -14,8 +14,8 @@ const ACCESS_KEY_ID = /\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b/g;
 const NAMED_SECRET =
   /((?:aws)?[_-]?(?:secret[_-]?(?:access[_-]?)?key|session[_-]?token|security[_-]?token)["']?\s*[:=]\s*["']?)([A-Za-z0-9/+]{16,}={0,2})/gi;
 
-export const REDACTED_ACCESS_KEY_ID = "[REDACTED-AWS-ACCESS-KEY-ID]";
-export const REDACTED_SECRET = "[REDACTED]";
+const REDACTED_ACCESS_KEY_ID = "[REDACTED-AWS-ACCESS-KEY-ID]";
+const REDACTED_SECRET = "[REDACTED]";
 
 export function containsCredential(text: string): boolean {
   ACCESS_KEY_ID.lastIndex = 0;
