@@ -1,19 +1,12 @@
 import { existsSync, readdirSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  CommandError,
-  ConcurrentUpdateError,
-  StackNotFoundError,
-  type EngineEvent,
-  type PulumiCommand,
-} from "@pulumi/pulumi/automation/index.js";
+import type { CommandError, EngineEvent, PulumiCommand } from "@pulumi/pulumi/automation/index.js";
 import { JiraImagesError } from "../errors.ts";
 import { parseDriverArgs, USAGE, type DriverArgs } from "./args.ts";
 import { checkPassphrase, resolveBackend, type BackendSettings } from "./backend.ts";
 import type { DriverIo } from "./io.ts";
 import type { PlanRequest } from "./plan.ts";
-import { isMissingCliError, missingCliError } from "./pulumi-cli.ts";
 import { ProgressTracker, renderSummary, stripColors, type DriverMode } from "./progress.ts";
 import type { StackFactory, StackHandle } from "./workspace.ts";
 
@@ -81,7 +74,7 @@ export async function runPipeline(argv: readonly string[], deps: DriverDeps): Pr
     backend = resolveBackend(deps.env, deps.root);
     checkPassphrase(deps.env, backend);
   } catch (err) {
-    return report(err, args, deps);
+    return await report(err, args, deps);
   }
 
   let tracker: ProgressTracker | undefined;
@@ -100,7 +93,7 @@ export async function runPipeline(argv: readonly string[], deps: DriverDeps): Pr
     tracker = new ProgressTracker(args.command, deps.now);
     return await runOperation(args.command, stack, tracker, args, backend, deps);
   } catch (err) {
-    return report(err, args, deps, tracker);
+    return await report(err, args, deps, tracker);
   }
 }
 
@@ -205,8 +198,14 @@ export function commandErrorDetails(err: CommandError): { exitCode?: number; std
   return { ...(code !== undefined ? { exitCode: Number(code) } : {}), stderr: stripColors(stderr).trim() };
 }
 
-/** Turns any failure into one clear message on stderr (no stack trace) and an exit code. */
-function report(err: unknown, args: DriverArgs, deps: DriverDeps, tracker?: ProgressTracker): number {
+/**
+ * Turns any failure into one clear message on stderr (no stack trace) and an exit code. The
+ * Automation API takes about a second to load and `plan` never needs it, so it is loaded here
+ * and by the CLI's factories, not at start-up.
+ */
+async function report(err: unknown, args: DriverArgs, deps: DriverDeps, tracker?: ProgressTracker): Promise<number> {
+  const { CommandError, ConcurrentUpdateError, StackNotFoundError } = await import("@pulumi/pulumi/automation/index.js");
+  const { isMissingCliError, missingCliError } = await import("./pulumi-cli.ts");
   const say = (line: string): void => deps.io.stderr(`${line}\n`);
   if (tracker) deps.io.stderr(renderSummary(tracker.rows()));
   if (isMissingCliError(err)) {
