@@ -125,11 +125,9 @@ export class ImageStage extends pulumi.ComponentResource {
     this.inputs = stageInputs(definition, projectRoot);
     this.parentAmi = args.parent ? args.parent.amiId : pulumi.output(NO_PARENT);
 
-    const create = args.parent
-      ? args.parent.amiId.apply((sourceAmi) =>
-          runnerCommand({ projectRoot, stage: definition, inputsHash: this.inputs.inputsHash, sourceAmi, timeoutSeconds: args.timeoutSeconds }),
-        )
-      : runnerCommand({ projectRoot, stage: definition, inputsHash: this.inputs.inputsHash, timeoutSeconds: args.timeoutSeconds });
+    const command = (sourceAmi?: string) =>
+      runnerCommand({ projectRoot, stage: definition, inputsHash: this.inputs.inputsHash, sourceAmi, timeoutSeconds: args.timeoutSeconds });
+    const create = args.parent ? args.parent.amiId.apply(command) : command();
 
     this.command = new local.Command(
       stageCommandName(name),
