@@ -353,6 +353,7 @@ export function parseStackConfig(raw: Readonly<Record<string, string>>, source: 
     }
   }
 
+  const tags = new Map<string, string>();
   if (problems.length === 0) {
     const regions = values.amiRegions as string[];
     if (regions.includes(values.region as string)) {
@@ -367,27 +368,23 @@ export function parseStackConfig(raw: Readonly<Record<string, string>>, source: 
           fix("vpcId", SETTINGS.vpcId.example),
       );
     }
-    const seenTags = new Set<string>();
     for (const pair of values.tags as string[]) {
-      const tagKey = pair.slice(0, pair.indexOf("="));
-      if (seenTags.has(tagKey) || RESERVED_TAGS.has(tagKey)) {
+      const eq = pair.indexOf("=");
+      const tagKey = pair.slice(0, eq);
+      if (tags.has(tagKey) || RESERVED_TAGS.has(tagKey)) {
         problems.push(
-          `${where("tags")} ${seenTags.has(tagKey) ? "repeats" : "overrides the program's own"} tag ${tagKey}. ` +
+          `${where("tags")} ${tags.has(tagKey) ? "repeats" : "overrides the program's own"} tag ${tagKey}. ` +
             `Fix: remove it from ${PROJECT}:tags in ${source.file}`,
         );
       }
-      seenTags.add(tagKey);
+      tags.set(tagKey, pair.slice(eq + 1));
     }
   }
 
   if (problems.length > 0) {
     throw new JiraImagesError("CONFIG_INVALID", `stack ${source.stack}:\n  ${problems.join("\n  ")}`);
   }
-
-  const tags = Object.fromEntries(
-    (values.tags as string[]).map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]),
-  );
-  return { ...(values as Omit<StackConfig, "stack" | "tags">), stack: source.stack, tags };
+  return { ...(values as Omit<StackConfig, "stack" | "tags">), stack: source.stack, tags: Object.fromEntries(tags) };
 }
 
 /** Tags the program sets itself (lineage and ownership); config must not override them. */
