@@ -16,6 +16,7 @@ import { MachineReadableParser } from "../src/machine-readable.ts";
 import { selectStageImage } from "../src/runner/image.ts";
 import { containsCredential } from "../src/runner/redact.ts";
 import { StageResultSchema } from "../src/runner/result.ts";
+import { shellQuote } from "../src/shell.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const FAKE_PACKER = join(ROOT, "test/fixtures/fake-packer");
@@ -137,7 +138,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < RUNS; i++) {
       grep.push(
         await timed(async () => {
-          const result = await execa("sh", ["-c", `grep 'artifact,0,id' '${logPath}' | cut -d, -f6`]);
+          const result = await execa("sh", ["-c", `grep 'artifact,0,id' ${shellQuote(logPath)} | cut -d, -f6`]);
           if (!result.stdout.includes(amiId)) throw new Error("grep missed the AMI");
         }),
       );

@@ -8,14 +8,13 @@ import { basename, dirname, join } from "node:path";
 import { execa } from "execa";
 import { StageResultSchema, type StageResult } from "../src/runner/result.ts";
 import {
-  CLI,
   FAKE_PACKER,
   LOGS,
   PREFIX_LINE,
   ROOT,
-  TSX,
   lfsPointerText,
   makeTemplate,
+  providerCommand,
   readRecord,
   runCli,
   startCli,
@@ -263,7 +262,7 @@ describe("stage runner CLI (stand-in packer): interrupts, SIGKILL and timeout", 
   it("when the runner is SIGKILLed (provider cancel), the watchdog interrupts Packer, which cleans up; nothing keeps running", async () => {
     const dir = tempDir();
     const record = join(dir, "record");
-    const command = `exec '${process.execPath}' --import '${TSX}' '${CLI}' --stage jira --template '${makeTemplate(dir)}' --log-dir '${join(dir, "logs")}'`;
+    const command = providerCommand(["--stage", "jira", "--template", makeTemplate(dir), "--log-dir", join(dir, "logs")]);
     // As the Pulumi command provider runs it: /bin/sh -c "exec node ...", then SIGKILL to that child.
     // Packer printed a credential before it hung: the watchdog must leave the log redacted too.
     const leaky = join(dir, "leaky.log");

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { parseMachineReadable } from "../src/machine-readable.ts";
 import { selectStageImage } from "../src/runner/image.ts";
-import { CLI, PREFIX_LINE, ROOT, TSX, runCli, startCli, survivors, tempDir, toCliRun, waitFor } from "./fixtures/fake-packer-harness.ts";
+import { PREFIX_LINE, ROOT, providerCommand, runCli, startCli, survivors, tempDir, toCliRun, waitFor } from "./fixtures/fake-packer-harness.ts";
 
 const TEMPLATE = join(ROOT, "test/fixtures/packer-local");
 
@@ -84,7 +84,7 @@ describe("stage runner with the real Packer (local-only template)", function () 
 
   it("when the runner is SIGKILLed, the watchdog interrupts the real Packer, which cancels cleanly; nothing survives", async () => {
     const logDir = join(tempDir(), "logs");
-    const command = `exec '${process.execPath}' --import '${TSX}' '${CLI}' --stage local --template '${TEMPLATE}' --log-dir '${logDir}' --var sleep_seconds=60`;
+    const command = providerCommand(["--stage", "local", "--template", TEMPLATE, "--log-dir", logDir, "--var", "sleep_seconds=60"]);
     const child = execa("/bin/sh", ["-c", command], { cwd: ROOT, env: { PACKER_BIN: "packer" }, reject: false });
     await waitFor("the provisioner to start sleeping", () => {
       const log = logIn(logDir);
