@@ -74,6 +74,12 @@ describe("runner: command line", () => {
       [["--stage", "base", "--template", "t", "--timeout", "0"], /not a positive number of seconds/],
       [["--stage", "base", "--template", "t", "--timeout", "soon"], /not a positive number of seconds/],
       [["--stage", "a", "--stage", "b", "--template", "t"], /--stage given twice/],
+      [["--stage", "base", "--template="], /--template is empty/],
+      [["--stage", "base", "--template", "t", "--template="], /--template given twice/],
+      ...["--var-file", "--input", "--require", "--log-dir"].map((flag): [string[], RegExp] => [
+        ["--stage", "base", "--template", "t", flag, ""],
+        new RegExp(`${flag} is empty`),
+      ]),
     ];
     for (const [argv, message] of cases) {
       assert.throws(() => parseArgs(argv), (error: Error) => {

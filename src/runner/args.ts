@@ -62,6 +62,12 @@ export function stageForMessages(argv: readonly string[]): string {
   return "?";
 }
 
+/** A path flag's value; an empty one would resolve to the working directory, which is never meant. */
+function nonEmpty(flag: string, value: string): string {
+  if (value === "") throw usageError(`${flag} is empty`);
+  return value;
+}
+
 const VALUE_FLAGS = ["--stage", "--template", "--var", "--var-file", "--input", "--require", "--log-dir", "--timeout"];
 
 export function parseArgs(argv: readonly string[]): ParsedCommandLine {
@@ -101,27 +107,22 @@ export function parseArgs(argv: readonly string[]): ParsedCommandLine {
         break;
       case "--template":
         if (template !== undefined) throw usageError("--template given twice");
-        if (value === "") throw usageError("--template is empty");
-        template = value;
+        template = nonEmpty(flag, value);
         break;
       case "--var":
         vars.push(parseVar(value));
         break;
       case "--var-file":
-        if (value === "") throw usageError("--var-file is empty");
-        varFiles.push(value);
+        varFiles.push(nonEmpty(flag, value));
         break;
       case "--input":
-        if (value === "") throw usageError("--input is empty");
-        inputs.push(value);
+        inputs.push(nonEmpty(flag, value));
         break;
       case "--require":
-        if (value === "") throw usageError("--require is empty");
-        requires.push(value);
+        requires.push(nonEmpty(flag, value));
         break;
       case "--log-dir":
-        if (value === "") throw usageError("--log-dir is empty");
-        logDir = value;
+        logDir = nonEmpty(flag, value);
         break;
       case "--timeout": {
         const n = Number(value);
