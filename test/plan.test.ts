@@ -190,6 +190,17 @@ describe("rebuild plan rules", () => {
     assert.match(renderText(plans, { stack: "dev", stateSource: "s" }), /jira\s+REBUILD {2}template, installers, vars changed/);
     assert.match(renderMarkdown(plans, { stack: "dev", stateSource: "s" }), /`template`, `installers`, `vars` changed/);
   });
+
+  it("reads the replacement, not the replaced command still pending deletion under the same URN", () => {
+    const urn = "urn:pulumi:dev::p::a$command:local:Command::base-build";
+    for (const order of ["new first", "old first"]) {
+      const current = { type: "command:local:Command", urn, inputs: { triggers: ["template=a"] } };
+      const replaced = { type: "command:local:Command", urn, delete: true, inputs: { triggers: ["template=old"] } };
+      const resources = order === "new first" ? [current, replaced] : [replaced, current];
+      const recorded = recordedStages({ version: 3, checkpoint: { latest: { resources } } }, "dev.json");
+      assert.deepEqual(recorded.get("base")?.triggers, ["template=a"], order);
+    }
+  });
 });
 
 describe("npm run pipeline -- plan (real CLI, no Pulumi CLI, no AWS)", () => {

@@ -28,7 +28,9 @@ export function recordedStages(checkpoint: unknown, file: string): Map<string, R
   if (!Array.isArray(resources)) fail(file, "latest.resources is not a list");
   const stages = new Map<string, RecordedStage>();
   for (const resource of resources as Array<Record<string, unknown>>) {
-    if (resource.type !== "command:local:Command" || typeof resource.urn !== "string") continue;
+    // A replaced command whose delete has not run yet stays in the checkpoint under the same URN,
+    // marked `delete: true`; its triggers are the old ones.
+    if (resource.type !== "command:local:Command" || typeof resource.urn !== "string" || resource.delete === true) continue;
     const name = stageOfCommandUrn(resource.urn);
     if (name === undefined) continue;
     const inputs = (resource.inputs ?? {}) as { triggers?: unknown };
