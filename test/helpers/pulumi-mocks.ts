@@ -4,10 +4,11 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PROJECT, readStackFileConfig } from "../../src/config.ts";
 import * as debuggable from "@pulumi/pulumi/runtime/debuggable.js";
+import type { StageResult } from "../../src/runner/result.ts";
+import { stageCommandName } from "../../src/stages.ts";
 
 // Internal to the SDK (absent from its types): clears the record of promises a failed program left pending.
 const { leakedPromises } = debuggable as unknown as { leakedPromises(): unknown };
-import type { StageResult } from "../../src/runner/result.ts";
 
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -65,7 +66,7 @@ export function commandVars(create: string): Record<string, string> {
   return vars;
 }
 
-export function stageOf(create: string): string {
+function stageOf(create: string): string {
   const m = /--stage (\S+)/.exec(create);
   if (!m) throw new Error(`no --stage in ${create}`);
   return m[1]!;
@@ -179,7 +180,7 @@ export function byType(run: ProgramRun, type: string): RecordedResource[] {
 }
 
 export function commandOf(run: ProgramRun, stage: string): RecordedResource {
-  const found = byType(run, "command:local:Command").find((r) => r.name === `${stage}-build`);
+  const found = byType(run, "command:local:Command").find((r) => r.name === stageCommandName(stage));
   if (!found) throw new Error(`no command for stage ${stage}; commands: ${byType(run, "command:local:Command").map((r) => r.name)}`);
   return found;
 }
