@@ -6,7 +6,7 @@ import { parseMachineReadable } from "../src/machine-readable.ts";
 import { parseArgs } from "../src/runner/args.ts";
 import { checkManifest, ManifestSchema } from "../src/runner/manifest.ts";
 import { versionAtLeast } from "../src/runner/packer.ts";
-import { findLfsPointers, inspectTemplate } from "../src/runner/preflight.ts";
+import { findLfsPointers, inspectTemplate, preflight } from "../src/runner/preflight.ts";
 import { containsCredential, redactCredentials, redactFileInPlace } from "../src/runner/redact.ts";
 import { packerErrorLines } from "../src/runner/run.ts";
 import { execa } from "execa";
@@ -122,6 +122,31 @@ describe("runner: credential redaction", () => {
       "sha1 0123456789abcdef0123456789abcdef01234567 snapshot snap-0aa11bb22cc33dd44 AKIA-docs secret_key=short\n";
     assert.equal(containsCredential(text), false);
     assert.equal(redactCredentials(text), text);
+  });
+
+  it("preflight refuses a credential in a variable's value or spelled as name=value, whatever the variable is called", async () => {
+    const template = join(tempDir("cred-var-"), "template");
+    mkdirSync(template);
+    writeFileSync(join(template, "main.pkr.hcl"), 'variable "note" {\n  type = string\n}\n');
+    const attempts: Array<[string, string]> = [
+      ["note", `uses ${keyId}`],
+      ["note", `aws_secret_access_key=${secret}`],
+      ["SessionToken", secret],
+      ["note", "an ordinary value"],
+    ];
+    const refused = await Promise.all(
+      attempts.map(([key, value]) =>
+        preflight({ stage: "base", template, vars: [[key, value]], varFiles: [], inputs: [], requires: [] }, template).then(
+          () => false,
+          (error: Error) => {
+            assert.match(error.message, new RegExp(`^CREDENTIAL_IN_VAR: --var ${key}=… looks like an AWS credential`));
+            assert.ok(!error.message.includes(keyId) && !error.message.includes(secret));
+            return true;
+          },
+        ),
+      ),
+    );
+    assert.deepEqual(refused, [true, true, true, false]);
   });
 
   it("rewrites a large log in place, across read-chunk borders, keeping its mode", async () => {
