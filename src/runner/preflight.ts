@@ -215,7 +215,8 @@ const CREDENTIAL_VAR_NAME = /(^|_)(access_key|secret_key|secret_access_key|sessi
 
 function checkVars(vars: RunnerArgs["vars"]): void {
   for (const [key, value] of vars) {
-    if (CREDENTIAL_VAR_NAME.test(key) || containsCredential(value) || containsCredential(`${key}=${value}`)) {
+    // `key=value` holds every credential the value holds, and also a named secret split across the two.
+    if (CREDENTIAL_VAR_NAME.test(key) || containsCredential(`${key}=${value}`)) {
       fail(
         "CREDENTIAL_IN_VAR",
         `--var ${key}=… looks like an AWS credential; credentials never go into template variables, ` +
