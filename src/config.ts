@@ -388,7 +388,7 @@ export function parseStackConfig(raw: Readonly<Record<string, string>>, source: 
 }
 
 /** Tags the program sets itself (lineage and ownership); config must not override them. */
-export const RESERVED_TAGS: ReadonlySet<string> = new Set([
+const RESERVED_TAGS: ReadonlySet<string> = new Set([
   "Name",
   "Project",
   "Stack",

@@ -10,7 +10,7 @@ import { stackStages } from "../stages/index.ts";
  * Named inputs of a stage, in the order they appear in the command's `triggers`. Any change
  * replaces the stage's command (= rebuilds the image); `preview --diff` shows the name.
  */
-export const TRIGGER_NAMES = ["template", "workspace", "installers", "vars", "parentAmi"] as const;
+const TRIGGER_NAMES = ["template", "workspace", "installers", "vars", "parentAmi"] as const;
 export type TriggerName = (typeof TRIGGER_NAMES)[number];
 export type ContentTriggerName = Exclude<TriggerName, "parentAmi">;
 /** The triggers hashed from files and vars: known before any build runs, and offline. */
@@ -113,7 +113,7 @@ export function treeHash(projectRoot: string, paths: readonly string[], include:
  * them and hashed under `vars`, so that editing prod's var file does not rebuild dev's image.
  * Packer loads `*.auto.pkrvars.*` by itself: those count as template.
  */
-export function isTemplateFile(path: string): boolean {
+function isTemplateFile(path: string): boolean {
   return !/\.pkrvars\.(hcl|json)$/.test(path) || /\.auto\.pkrvars\.(hcl|json)$/.test(path);
 }
 

@@ -35,7 +35,7 @@ export interface InstanceSummary {
  * so dev can never read prod's. The account is `*` because an identity policy only reaches its
  * own account's secrets unless another account's resource policy also allows it.
  */
-export function dbSecretPolicy(config: Pick<StackConfig, "region" | "environment">): object {
+function dbSecretPolicy(config: Pick<StackConfig, "region" | "environment">): object {
   const prefix = `${PROJECT}/${config.environment}/`;
   return {
     Version: "2012-10-17",
@@ -47,12 +47,12 @@ export function dbSecretPolicy(config: Pick<StackConfig, "region" | "environment
 }
 
 /** Name of the i-th instance of an environment (also its hostname). */
-export function instanceName(environment: string, index: number): string {
+function instanceName(environment: string, index: number): string {
   return `jira-${environment}-${index + 1}`;
 }
 
 /** Tags every resource of an environment carries: ownership plus the image lineage. */
-export function environmentTags(config: StackConfig, image: EnvironmentImage): Record<string, string> {
+function environmentTags(config: StackConfig, image: EnvironmentImage): Record<string, string> {
   return {
     ...config.tags,
     Project: PROJECT,

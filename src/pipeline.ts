@@ -33,7 +33,7 @@ export interface RunnerInvocation {
  * cancel that kills the child reaches the runner, which then stops Packer cleanly). Paths other
  * than the runner's are relative to the command's `dir`, the project root.
  */
-export function runnerCommand(inv: RunnerInvocation): string {
+function runnerCommand(inv: RunnerInvocation): string {
   const { stage } = inv;
   const vars: Array<[string, string]> = Object.keys(stage.vars)
     .sort()
@@ -85,7 +85,7 @@ export function parseStageStdout(stage: string, stdout: string): StageResult {
  * The AMI of a build in one region, picked by region name: Packer sorts the regions of an
  * artifact, so "the first one" is the alphabetically first, not the build region.
  */
-export function amiInRegion(stage: string, result: StageResult, region: string): string {
+function amiInRegion(stage: string, result: StageResult, region: string): string {
   const ami = result.amis[region] ?? (result.region === region ? result.amiId : undefined);
   if (ami === undefined) {
     throw new JiraImagesError(
@@ -167,7 +167,7 @@ export interface ImageSummary {
 }
 
 /** The stack output `images` entry of a stage. */
-export function imageSummary(stage: ImageStage): pulumi.Output<ImageSummary> {
+function imageSummary(stage: ImageStage): pulumi.Output<ImageSummary> {
   return pulumi.all([stage.result, stage.amiId, stage.parentAmi]).apply(([result, amiId, parentAmi]) => ({
     stage: stage.stageName,
     amiId,

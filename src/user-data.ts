@@ -2,7 +2,7 @@ import { JiraImagesError } from "./errors.ts";
 import { LAUNCH_SAFE_URL, USER_DATA_HARD_LIMIT_BYTES } from "./config.ts";
 
 /** Where the launch settings land on the instance; the image's Jira service reads this file. */
-export const LAUNCH_ENV_FILE = "/etc/jira-images/launch.env";
+const LAUNCH_ENV_FILE = "/etc/jira-images/launch.env";
 
 /** Only what is known at launch: everything else is baked into the image. */
 export interface LaunchSettings {

@@ -10,7 +10,7 @@ export interface BackendSettings {
   selfManaged: boolean;
 }
 
-export const LOCAL_STATE_DIR = ".pulumi-state";
+const LOCAL_STATE_DIR = ".pulumi-state";
 
 /**
  * The embedded default is a file backend inside the project, so that a new user needs no account;

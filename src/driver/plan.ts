@@ -64,7 +64,7 @@ export function rebuildPlan(planned: readonly PlannedStage[], recorded: Readonly
   });
 }
 
-export function describeVerdict(verdict: StageVerdict): string {
+function describeVerdict(verdict: StageVerdict): string {
   switch (verdict.kind) {
     case "new":
       return "not built yet in this stack";

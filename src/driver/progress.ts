@@ -3,7 +3,7 @@ import { StageResultSchema, type StageResult } from "../runner/result.ts";
 import { stageOfCommandUrn, urnResourceName } from "../stages.ts";
 
 /** Every image stage is one `local.Command` running the stage runner (issue 3 contract). */
-export const STAGE_RESOURCE_TYPE = "command:local:Command";
+const STAGE_RESOURCE_TYPE = "command:local:Command";
 
 export type DriverMode = "preview" | "up" | "destroy";
 export type StageStatus = "planned" | "running" | "built" | "updated" | "unchanged" | "failed" | "deleting" | "deleted";
@@ -35,7 +35,7 @@ export function stripColors(text: string): string {
 }
 
 /** The stage a command URN belongs to, or the URN's resource name for any other command. */
-export function stageNameFromUrn(urn: string): string {
+function stageNameFromUrn(urn: string): string {
   return stageOfCommandUrn(urn) ?? urnResourceName(urn);
 }
 

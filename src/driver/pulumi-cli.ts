@@ -1,7 +1,7 @@
 import { CommandError, PulumiCommand } from "@pulumi/pulumi/automation/index.js";
 import { JiraImagesError } from "../errors.ts";
 
-export const INSTALL_HINT =
+const INSTALL_HINT =
   "install the Pulumi CLI: `curl -fsSL https://get.pulumi.com | sh` (then open a new shell), " +
   "or your package manager (`brew install pulumi/tap/pulumi`, `choco install pulumi`, ...); " +
   "see https://www.pulumi.com/docs/iac/download-install/. " +
