@@ -300,6 +300,12 @@ describe("driver (npm run pipeline) with the workspace layer stubbed", () => {
     assert.match(h.err(), /no stack "staging": Pulumi\.staging\.yaml does not exist .*\(stacks: dev, prod\)/);
     assert.equal(h.requests.length, 0);
 
+    // Pulumi would ignore this file (the project file is Pulumi.yaml), so it is no stack.
+    writeFileSync(join(root, "Pulumi.qa.yml"), "config: {}\n");
+    const yml = harness({ root });
+    assert.equal(await runPipeline(["up", "--stack", "qa"], yml.deps), 2);
+    assert.match(yml.err(), /no stack "qa": Pulumi\.qa\.yaml does not exist .*\(stacks: dev, prod\)/);
+
     const bad = harness({ root });
     assert.equal(await runPipeline(["deploy", "--stack", "dev"], bad.deps), 2);
     assert.match(bad.err(), /pipeline-usage: unknown command "deploy"/);

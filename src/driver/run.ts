@@ -97,10 +97,14 @@ export async function runPipeline(argv: readonly string[], deps: DriverDeps): Pr
   }
 }
 
+/**
+ * Pulumi reads a stack's config only from `Pulumi.<stack>` with its project file's extension,
+ * `.yaml` here: a `Pulumi.<stack>.yml` would be ignored and the stack run with no config.
+ */
 function checkStackFile(root: string, stack: string): void {
-  if (existsSync(join(root, `Pulumi.${stack}.yaml`)) || existsSync(join(root, `Pulumi.${stack}.yml`))) return;
+  if (existsSync(join(root, `Pulumi.${stack}.yaml`))) return;
   const known = readdirSync(root)
-    .map((file) => /^Pulumi\.(.+)\.ya?ml$/.exec(file)?.[1])
+    .map((file) => /^Pulumi\.(.+)\.yaml$/.exec(file)?.[1])
     .filter((name): name is string => name !== undefined);
   throw new JiraImagesError(
     "pipeline-usage",
