@@ -34,6 +34,7 @@ export default function jiraImages(options: JiraImagesOptions = {}) {
     projectRoot,
     region: config.region,
     timeoutSeconds: config.buildTimeoutSeconds,
+    deregisterReplacedImages: config.deregisterReplacedImages,
   });
   const image = pipeline.stage(leaf);
 

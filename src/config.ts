@@ -242,6 +242,14 @@ export const SETTINGS = {
     example: "7200",
     schema: z.int().min(60).max(86400),
   }),
+  deregisterReplacedImages: setting({
+    kind: "boolean",
+    description: "Deregister a stage's old AMI (every region) and delete its snapshots when the stage is rebuilt or destroyed.",
+    default: false,
+    expect: "true or false",
+    example: "true",
+    schema: z.boolean(),
+  }),
   tags: setting({
     kind: "array",
     description: 'Extra tags on the instances and their IAM role, profile and security group, as "Key=Value" strings.',

@@ -3,7 +3,7 @@ import { local } from "@pulumi/command";
 import { join } from "node:path";
 import { JiraImagesError } from "./errors.ts";
 import { shellQuote } from "./shell.ts";
-import { StageResultSchema, type StageResult } from "./runner/result.ts";
+import { parseStageStdout, type StageResult } from "./runner/result.ts";
 import { NO_PARENT, contentTriggers, parentAmiTrigger, stageInputs, triggerEntries, type StageInputs } from "./inputs-hash.ts";
 import { stageCommandName, type StageDefinition, type VarValue } from "./stages.ts";
 
@@ -50,35 +50,14 @@ function runnerCommand(inv: RunnerInvocation): string {
   return ["exec", "node", "--import", "tsx", runner, ...args].map(shellQuote).join(" ");
 }
 
-function excerpt(text: string): string {
-  const flat = text.replace(/\s+/g, " ").trim();
-  return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
-}
-
 /**
- * Parses the runner's stdout: exactly one JSON line matching StageResultSchema, for this stage.
- * Anything else is an error naming the stage (the runner's contract is broken, or something
- * else wrote to stdout).
+ * The command's `delete`: the provider runs it when the command is replaced (a rebuild, after the
+ * new image exists) or destroyed, with the old result in PULUMI_COMMAND_STDOUT. It fails when an
+ * image cannot be removed, which keeps the old command in state so that the next `up` retries.
  */
-export function parseStageStdout(stage: string, stdout: string): StageResult {
-  const lines = stdout.split("\n").filter((line) => line.trim() !== "");
-  const fail = (why: string): never => {
-    throw new JiraImagesError("STAGE_OUTPUT_INVALID", `stage ${stage}: ${why}; stdout was: ${JSON.stringify(excerpt(stdout))}`);
-  };
-  if (lines.length !== 1) fail(`the runner must print exactly one JSON line on stdout, got ${lines.length}`);
-  let json: unknown;
-  try {
-    json = JSON.parse(lines[0]!);
-  } catch {
-    return fail("the runner's stdout is not JSON");
-  }
-  const parsed = StageResultSchema.safeParse(json);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
-    return fail(`the runner's result does not match the stage result schema (${issues})`);
-  }
-  if (parsed.data.stage !== stage) fail(`the runner reported stage ${parsed.data.stage}`);
-  return parsed.data;
+function deregisterCommand(projectRoot: string, stage: string): string {
+  const cli = join(projectRoot, "src", "runner", "deregister-cli.ts");
+  return ["exec", "node", "--import", "tsx", cli, "--stage", stage].map(shellQuote).join(" ");
 }
 
 /**
@@ -102,6 +81,8 @@ export interface StageArgs {
   /** The region whose AMI the next stage and the instances use. */
   region: string;
   timeoutSeconds: number;
+  /** Remove the stage's old images when its command is replaced or destroyed. */
+  deregisterReplacedImages: boolean;
   parent?: ImageStage;
 }
 
@@ -134,13 +115,15 @@ export class ImageStage extends pulumi.ComponentResource {
       {
         create,
         update: REEMIT_PREVIOUS_RESULT,
+        // Not a trigger: turning it on or off is an update, which rebuilds nothing.
+        delete: args.deregisterReplacedImages ? deregisterCommand(projectRoot, definition.name) : undefined,
         dir: projectRoot,
         // One element per named input, each known on its own: a preview names what changed even
         // while the parent's new AMI is still unknown.
         triggers: [...contentTriggers(this.inputs), this.parentAmi.apply(parentAmiTrigger)],
         // stdout is one small JSON line; stderr carries the runner's progress and errors.
         logging: "stderr",
-        // Needed by `update`. The E2BIG risk of pulumi-command#285 comes from large stdout; the
+        // Needed by `update` and `delete`. The E2BIG risk of pulumi-command#285 comes from large stdout; the
         // runner's is one small JSON line.
         addPreviousOutputInEnv: true,
       },
@@ -187,6 +170,7 @@ export interface PipelineArgs {
   projectRoot: string;
   region: string;
   timeoutSeconds: number;
+  deregisterReplacedImages: boolean;
 }
 
 /** The stage chain of a stack: one ImageStage per stage, each built from its parent's AMI. */
@@ -207,7 +191,14 @@ export class ImagePipeline extends pulumi.ComponentResource {
         definition.name,
         new ImageStage(
           definition.name,
-          { definition, projectRoot: args.projectRoot, region: args.region, timeoutSeconds: args.timeoutSeconds, parent },
+          {
+            definition,
+            projectRoot: args.projectRoot,
+            region: args.region,
+            timeoutSeconds: args.timeoutSeconds,
+            deregisterReplacedImages: args.deregisterReplacedImages,
+            parent,
+          },
           { parent: this },
         ),
       );

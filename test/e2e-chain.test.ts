@@ -4,8 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadStackConfigFile } from "../src/config.ts";
-import { StageResultSchema } from "../src/runner/result.ts";
-import { parseStageStdout } from "../src/pipeline.ts";
+import { StageResultSchema, parseStageStdout } from "../src/runner/result.ts";
 import { jiraInstaller } from "../stages/jira.ts";
 import { copyPackerFolder } from "./helpers/packer-copy.ts";
 import { PROJECT_ROOT, commandOf, runProgram, type ProgramRun } from "./helpers/pulumi-mocks.ts";

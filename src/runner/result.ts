@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { JiraImagesError } from "../errors.ts";
 
 /**
  * The one JSON line that the stage runner prints on success. It is the runner's contract with the
@@ -24,3 +25,34 @@ export const StageResultSchema = z.object({
 });
 
 export type StageResult = z.infer<typeof StageResultSchema>;
+
+function excerpt(text: string): string {
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
+}
+
+/**
+ * Parses the runner's stdout: exactly one JSON line matching StageResultSchema, for this stage.
+ * Anything else is an error naming the stage (the runner's contract is broken, or something
+ * else wrote to stdout).
+ */
+export function parseStageStdout(stage: string, stdout: string): StageResult {
+  const lines = stdout.split("\n").filter((line) => line.trim() !== "");
+  const fail = (why: string): never => {
+    throw new JiraImagesError("STAGE_OUTPUT_INVALID", `stage ${stage}: ${why}; stdout was: ${JSON.stringify(excerpt(stdout))}`);
+  };
+  if (lines.length !== 1) fail(`the runner must print exactly one JSON line on stdout, got ${lines.length}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(lines[0]!);
+  } catch {
+    return fail("the runner's stdout is not JSON");
+  }
+  const parsed = StageResultSchema.safeParse(json);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+    return fail(`the runner's result does not match the stage result schema (${issues})`);
+  }
+  if (parsed.data.stage !== stage) fail(`the runner reported stage ${parsed.data.stage}`);
+  return parsed.data;
+}

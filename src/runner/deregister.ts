@@ -1,0 +1,128 @@
+/**
+ * Removes the images of a replaced or destroyed stage: every region's AMI named in the stage's old
+ * result, then the EBS snapshots behind it. Runs as the stage command's `delete` (./deregister-cli.ts);
+ * EC2 is reached through `Ec2Layer` so that the rules here are tested without AWS.
+ */
+import type { StageResult } from "./result.ts";
+
+/** Tags that packer/common/source.pkr.hcl puts on every image this project builds. */
+export const STAGE_TAG = "jira-images:stage";
+export const MANAGED_BY_TAG = "jira-images:managed-by";
+export const MANAGED_BY = "packer";
+
+export interface ImageRecord {
+  imageId: string;
+  /** EBS snapshots of the image's block device mappings. */
+  snapshotIds: string[];
+  tags: Readonly<Record<string, string>>;
+}
+
+export interface SnapshotRecord {
+  snapshotId: string;
+  tags: Readonly<Record<string, string>>;
+}
+
+export interface Ec2Layer {
+  /** The image, or undefined when it no longer exists (never registered, or deregistered). */
+  describeImage(region: string, imageId: string): Promise<ImageRecord | undefined>;
+  /**
+   * Snapshots of the account whose description names the image: AWS describes the snapshots of
+   * CreateImage and CopyImage with the AMI ID. Finds what a run that deregistered the image but
+   * failed on a snapshot left behind.
+   */
+  snapshotsOfImage(region: string, imageId: string): Promise<SnapshotRecord[]>;
+  deregisterImage(region: string, imageId: string): Promise<void>;
+  /** Resolves also when the snapshot is already gone. */
+  deleteSnapshot(region: string, snapshotId: string): Promise<void>;
+}
+
+export interface DeregisterOutcome {
+  /** One line per region that could not be cleaned up; empty on success. */
+  failures: string[];
+}
+
+/** An image in the old result that is not this project's image of this stage: nothing is touched. */
+export class DeregisterRefused extends Error {
+  readonly details: string[];
+
+  constructor(stage: string, details: string[]) {
+    super(`DEREGISTER_REFUSED: stage ${stage}: not deregistering anything, an image is not this project's ${stage} image`);
+    this.name = "DeregisterRefused";
+    this.details = details;
+  }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+function ownedByStage(tags: Readonly<Record<string, string>>, stage: string): boolean {
+  return tags[STAGE_TAG] === stage && tags[MANAGED_BY_TAG] === MANAGED_BY;
+}
+
+/** region -> AMI of a result; the top-level AMI is part of `amis` for the runner, kept for older results. */
+function imagesOf(result: StageResult): Array<[string, string]> {
+  const amis = new Map(Object.entries(result.amis));
+  if (!amis.has(result.region)) amis.set(result.region, result.amiId);
+  return [...amis.entries()].sort(([a], [b]) => a.localeCompare(b));
+}
+
+type Found = { region: string; imageId: string; image: ImageRecord | undefined };
+
+/**
+ * Looks every region's image up first and refuses (throws DeregisterRefused, deleting nothing)
+ * when one of them is not tagged as this stage's image: a wrong ID in state must not cost
+ * someone else's image. Then deregisters each image and deletes its snapshots; a region that
+ * fails does not stop the others, and is reported in `failures`.
+ */
+export async function deregisterStageImages(
+  stage: string,
+  result: StageResult,
+  ec2: Ec2Layer,
+  log: (line: string) => void,
+): Promise<DeregisterOutcome> {
+  if (result.stage !== stage) {
+    throw new DeregisterRefused(stage, [`the old result is stage ${result.stage}'s`]);
+  }
+  const failures: string[] = [];
+  const found: Found[] = [];
+  for (const [region, imageId] of imagesOf(result)) {
+    try {
+      found.push({ region, imageId, image: await ec2.describeImage(region, imageId) });
+    } catch (error) {
+      failures.push(`DEREGISTER_FAILED: ${imageId} in ${region}: describing the image failed: ${errorText(error)}`);
+    }
+  }
+  const foreign = found.filter((f) => f.image !== undefined && !ownedByStage(f.image.tags, stage));
+  if (foreign.length > 0) {
+    throw new DeregisterRefused(
+      stage,
+      foreign.map(
+        (f) =>
+          `${f.imageId} in ${f.region} has ${STAGE_TAG}=${JSON.stringify(f.image!.tags[STAGE_TAG] ?? null)} ` +
+          `and ${MANAGED_BY_TAG}=${JSON.stringify(f.image!.tags[MANAGED_BY_TAG] ?? null)}, expected ${JSON.stringify(stage)} and ${JSON.stringify(MANAGED_BY)}`,
+      ),
+    );
+  }
+
+  for (const { region, imageId, image } of found) {
+    try {
+      let snapshotIds: string[];
+      if (image === undefined) {
+        snapshotIds = (await ec2.snapshotsOfImage(region, imageId)).filter((s) => ownedByStage(s.tags, stage)).map((s) => s.snapshotId);
+        log(`${imageId} in ${region} is already deregistered` + (snapshotIds.length > 0 ? `; ${snapshotIds.length} snapshot(s) left` : ""));
+      } else {
+        await ec2.deregisterImage(region, imageId);
+        log(`deregistered ${imageId} in ${region}`);
+        snapshotIds = image.snapshotIds;
+      }
+      for (const snapshotId of snapshotIds) {
+        await ec2.deleteSnapshot(region, snapshotId);
+        log(`deleted snapshot ${snapshotId} of ${imageId} in ${region}`);
+      }
+    } catch (error) {
+      failures.push(`DEREGISTER_FAILED: ${imageId} in ${region}: ${errorText(error)}`);
+    }
+  }
+  return { failures };
+}
