@@ -15,6 +15,10 @@ import { sdkEc2Layer } from "./deregister-ec2.ts";
 
 const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
+// The SDK warns on Node < 22 through process.emitWarning, a stderr line without our prefix. Node 20
+// is this project's floor (the pinned Pulumi SDK's), and the lock file pins an SDK that runs on it.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
 function writeLines(stage: string, lines: string[]): void {
   const prefix = `stage-runner: [${stage}] `;
   process.stderr.write(
