@@ -77,6 +77,12 @@ describe("stack config", () => {
     }
   });
 
+  it("removes replaced images in dev only, and keeps them by default", () => {
+    assert.equal(loadStackConfigFile(PROJECT_ROOT, "dev").deregisterReplacedImages, true);
+    assert.equal(loadStackConfigFile(PROJECT_ROOT, "prod").deregisterReplacedImages, false);
+    assert.equal(parseWith({ deregisterReplacedImages: undefined }).deregisterReplacedImages, false);
+  });
+
   it("reads values the way the Pulumi runtime hands them over (strings, JSON for the rest)", () => {
     const raw = stackFileToRawConfig({ "jira-images:instanceCount": 3, "jira-images:tags": ["A=b"], "jira-images:region": "eu-west-1" });
     assert.deepEqual(raw, { "jira-images:instanceCount": "3", "jira-images:tags": '["A=b"]', "jira-images:region": "eu-west-1" });
@@ -109,6 +115,8 @@ describe("stack config", () => {
       assertConfigError({ instanceCount: "-1" }, /jira-images:instanceCount must be an integer from 0 to 20, got "-1"/, /Fix: write "jira-images:instanceCount: 1"/));
     it("fractional instance count", () => assertConfigError({ instanceCount: "1.5" }, /jira-images:instanceCount must be an integer/));
     it("instance count that is not a number", () => assertConfigError({ instanceCount: "two" }, /jira-images:instanceCount must be an integer/));
+    it("deregistration flag that is not a boolean", () =>
+      assertConfigError({ deregisterReplacedImages: "yes" }, /Pulumi\.dev\.yaml: jira-images:deregisterReplacedImages must be true or false, got "yes"\. Fix: write "jira-images:deregisterReplacedImages: true" under config: in Pulumi\.dev\.yaml/));
     it("public IP flag that is not a boolean", () => assertConfigError({ associatePublicIp: "yes" }, /jira-images:associatePublicIp must be true or false/));
     it("subnets without their VPC", () =>
       assertConfigError({ subnetIds: '["subnet-0123456789abcdef0"]', vpcId: "" }, /jira-images:vpcId is required when subnetIds is set/));

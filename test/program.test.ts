@@ -49,6 +49,14 @@ for (const stack of ["dev", "prod"] as const) {
       }
     });
 
+    it(`${config.deregisterReplacedImages ? "removes" : "keeps"} a stage's old images when it is rebuilt or destroyed`, () => {
+      assert.equal(config.deregisterReplacedImages, stack === "dev", "dev removes old images, prod keeps them");
+      for (const stage of ["base", "jira", custom]) {
+        const expected = stack === "dev" ? `exec node --import tsx ${join(PROJECT_ROOT, "src/runner/deregister-cli.ts")} --stage ${stage}` : undefined;
+        assert.equal(commandOf(run, stage).inputs.delete, expected, stage);
+      }
+    });
+
     it("passes exactly the contract's variables to each stage", () => {
       const common = ["ami_regions", "build_instance_type", "inputs_hash", "region", "ssh_username", "stage"];
       const keys = (stage: string) => Object.keys(commandVars(commandOf(run, stage).inputs.create)).sort();
@@ -217,6 +225,19 @@ describe("program edge cases (runtime mocks)", () => {
   it("fails naming the stage when the result has no AMI in the build region", async () => {
     const run = await runProgram({ stack: "dev", stdout: (stage) => runnerStdout(stage, ["us-east-1"]) });
     assert.match(String(run.error), /STAGE_OUTPUT_INVALID: stage base: the build made no AMI in region eu-west-1/);
+  });
+
+  it("deregisterReplacedImages changes only the commands' delete, never create or the triggers", async () => {
+    // One program run at a time: the runtime mocks are global.
+    const on = await runProgram({ stack: "dev", config: { "jira-images:deregisterReplacedImages": "true" } });
+    const off = await runProgram({ stack: "dev", config: { "jira-images:deregisterReplacedImages": "false" } });
+    for (const stage of ["base", "jira", "custom-dev"]) {
+      const { delete: deleteOn, ...restOn } = commandOf(on, stage).inputs;
+      const { delete: deleteOff, ...restOff } = commandOf(off, stage).inputs;
+      assert.deepEqual(restOn, restOff, stage);
+      assert.match(deleteOn, new RegExp(`deregister-cli\\.ts --stage ${stage}$`));
+      assert.equal(deleteOff, undefined);
+    }
   });
 
   it("rejects a bad config before declaring any resource", async () => {
