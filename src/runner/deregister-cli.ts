@@ -11,7 +11,6 @@
  */
 import { parseStageStdout, type StageResult } from "./result.ts";
 import { DeregisterRefused, deregisterStageImages } from "./deregister.ts";
-import { sdkEc2Layer } from "./deregister-ec2.ts";
 
 const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
@@ -66,6 +65,9 @@ async function main(argv: string[]): Promise<void> {
   }
 
   try {
+    // Loaded only when there are images to remove: the SDK takes about a second to load, which
+    // the no-op and bad-input paths should not pay.
+    const { sdkEc2Layer } = await import("./deregister-ec2.ts");
     const { failures } = await deregisterStageImages(stage, result, sdkEc2Layer(), (line) => say([line]));
     if (failures.length > 0) {
       say([...failures, "the old command stays in state; the next up tries again"]);
