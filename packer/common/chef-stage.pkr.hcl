@@ -38,4 +38,18 @@ locals {
   workspace = "/var/tmp/jira-images"
 
   chef_client_rpm_url = var.chef_client_rpm_url != "" ? var.chef_client_rpm_url : "https://downloads.cinc.sh/files/stable/cinc/${var.chef_client_version}/el/9/cinc-${var.chef_client_version}-1.el9.x86_64.rpm"
+
+  # Both Chef stages install the pinned client, run Chef, then take the workspace, the client and
+  # its caches off the image; each adds what it runs (role or node) to chef_client_env.
+  chef_scripts = [
+    "${path.root}/../chef/scripts/install-chef-client.sh",
+    "${path.root}/../chef/scripts/run-chef.sh",
+    "${path.root}/../chef/scripts/cleanup.sh",
+  ]
+  chef_client_env = [
+    "WORKSPACE=${local.workspace}",
+    "CHEF_CLIENT_VERSION=${var.chef_client_version}",
+    "CHEF_CLIENT_RPM_URL=${local.chef_client_rpm_url}",
+    "CHEF_CLIENT_RPM_SHA256=${var.chef_client_rpm_sha256}",
+  ]
 }

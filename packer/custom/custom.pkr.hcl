@@ -38,19 +38,11 @@ build {
   # Run the provisioning with the environment's node, then take the workspace, the client and its
   # caches off the image.
   provisioner "shell" {
-    scripts = [
-      "${path.root}/../chef/scripts/install-chef-client.sh",
-      "${path.root}/../chef/scripts/run-chef.sh",
-      "${path.root}/../chef/scripts/cleanup.sh",
-    ]
-    environment_vars = [
-      "WORKSPACE=${local.workspace}",
-      "CHEF_CLIENT_VERSION=${var.chef_client_version}",
-      "CHEF_CLIENT_RPM_URL=${local.chef_client_rpm_url}",
-      "CHEF_CLIENT_RPM_SHA256=${var.chef_client_rpm_sha256}",
+    scripts = local.chef_scripts
+    environment_vars = concat(local.chef_client_env, [
       "CHEF_NODE=${local.chef_node}",
       "JIRA_VERSION=${var.jira_version}",
-    ]
+    ])
     execute_command = "chmod +x {{ .Path }}; sudo env {{ .Vars }} {{ .Path }}"
   }
 
