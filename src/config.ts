@@ -40,6 +40,29 @@ function isCidr(value: string): boolean {
   return m !== null && m.slice(1, 5).every((octet) => Number(octet) <= 255);
 }
 
+/** A list of CIDR blocks: allowedCidrs and databaseCidrs are checked and explained alike. */
+function cidrListSetting(description: string): Setting<string[]> {
+  return setting({
+    kind: "array",
+    description,
+    default: [] as string[],
+    expect: 'a list of IPv4 CIDR blocks such as ["10.0.0.0/16"]',
+    example: '["10.0.0.0/16"]',
+    schema: z.array(z.string().refine(isCidr)),
+  });
+}
+
+function portSetting(description: string, defaultPort: number): Setting<number> {
+  return setting({
+    kind: "integer",
+    description,
+    default: defaultPort,
+    expect: "a TCP port from 1 to 65535",
+    example: String(defaultPort),
+    schema: z.int().min(1).max(65535),
+  });
+}
+
 /**
  * An http(s) URL that user data can write into its quoted heredoc and the image read back as
  * KEY=value: no quotes, spaces, newlines, `$` or backslashes.
@@ -178,38 +201,10 @@ export const SETTINGS = {
     example: "false",
     schema: z.boolean(),
   }),
-  allowedCidrs: setting({
-    kind: "array",
-    description: "CIDR blocks allowed to reach Jira's HTTP port; empty allows nobody.",
-    default: [] as string[],
-    expect: 'a list of IPv4 CIDR blocks such as ["10.0.0.0/16"]',
-    example: '["10.0.0.0/16"]',
-    schema: z.array(z.string().refine(isCidr)),
-  }),
-  jiraPort: setting({
-    kind: "integer",
-    description: "TCP port Jira listens on.",
-    default: 8080,
-    expect: "a TCP port from 1 to 65535",
-    example: "8080",
-    schema: z.int().min(1).max(65535),
-  }),
-  databaseCidrs: setting({
-    kind: "array",
-    description: "CIDR blocks of Jira's database, opened outbound on databasePort; empty opens nothing.",
-    default: [] as string[],
-    expect: 'a list of IPv4 CIDR blocks such as ["10.0.0.0/16"]',
-    example: '["10.0.0.0/16"]',
-    schema: z.array(z.string().refine(isCidr)),
-  }),
-  databasePort: setting({
-    kind: "integer",
-    description: "TCP port of Jira's database (PostgreSQL: 5432).",
-    default: 5432,
-    expect: "a TCP port from 1 to 65535",
-    example: "5432",
-    schema: z.int().min(1).max(65535),
-  }),
+  allowedCidrs: cidrListSetting("CIDR blocks allowed to reach Jira's HTTP port; empty allows nobody."),
+  jiraPort: portSetting("TCP port Jira listens on.", 8080),
+  databaseCidrs: cidrListSetting("CIDR blocks of Jira's database, opened outbound on databasePort; empty opens nothing."),
+  databasePort: portSetting("TCP port of Jira's database (PostgreSQL: 5432).", 5432),
   jiraBaseUrl: setting({
     kind: "string",
     description: "Jira base URL handed to the instances in user data; empty leaves it unset.",
