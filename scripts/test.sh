@@ -2,11 +2,14 @@
 # npm test: type-check the whole project and run the mocha specs side by side; on two cores this
 # saves most of the time tsc takes on its own. Fails if either fails.
 set -u
+# A hung runner or validation must fail the run, not hang it: the whole run has a wall-clock limit.
+limit="${TEST_WALL_CLOCK_LIMIT_SECONDS:-900}"
 tsc_log=$(mktemp)
-tsc --noEmit >"$tsc_log" 2>&1 &
+timeout --kill-after=10 "$limit" tsc --noEmit >"$tsc_log" 2>&1 &
 tsc_pid=$!
-mocha 'test/**/*.test.ts'
+timeout --kill-after=10 "$limit" mocha 'test/**/*.test.ts'
 mocha_status=$?
+[ "$mocha_status" -eq 124 ] && echo "npm test: mocha ran longer than ${limit}s and was stopped (TEST_WALL_CLOCK_LIMIT_SECONDS)" >&2
 wait "$tsc_pid"
 tsc_status=$?
 if [ "$tsc_status" -ne 0 ]; then
