@@ -6,6 +6,8 @@ import { parseStackConfig, type StackConfig } from "./src/config.ts";
 import { customStageName, lineage } from "./src/stages.ts";
 import { ImagePipeline } from "./src/pipeline.ts";
 import { JiraEnvironment } from "./src/instances.ts";
+import { environmentSecret } from "./src/iam.ts";
+import { PublicSharingBlock } from "./src/public-access.ts";
 import { stackStages } from "./stages/index.ts";
 
 export interface JiraImagesOptions {
@@ -27,6 +29,7 @@ export default function jiraImages(options: JiraImagesOptions = {}) {
 
   // Everything is checked before the first resource is declared.
   const stages = stackStages(config, projectRoot);
+  const secret = environmentSecret(projectRoot, config.environment);
   const leaf = customStageName(config.environment);
 
   const pipeline = new ImagePipeline("images", {
@@ -41,13 +44,17 @@ export default function jiraImages(options: JiraImagesOptions = {}) {
   const provider = new aws.Provider(`aws-${config.region}`, { region: config.region });
   const environment = new JiraEnvironment(
     config.environment,
-    { config, image: { stage: leaf, lineage: lineage(stages, leaf), amiId: image.amiId, inputsHash: image.inputs.inputsHash } },
+    { config, secret, image: { stage: leaf, lineage: lineage(stages, leaf), amiId: image.amiId, inputsHash: image.inputs.inputsHash } },
     { providers: [provider] },
   );
+  if (config.blockPublicImageSharing) {
+    new PublicSharingBlock("public-sharing-block", { regions: [config.region, ...config.amiRegions] }, { providers: [provider] });
+  }
 
   return {
     amiIds: pipeline.amiIds,
     images: pipeline.images,
     instances: environment.summary,
+    loadBalancerDnsName: environment.loadBalancerDnsName,
   };
 }
