@@ -19,6 +19,8 @@ export interface Template {
   requiredPluginsDir?: string;
   /** The `required_plugins` block sits in the template dir itself (Packer < 1.7 cannot load it). */
   requiredPluginsInTemplate: boolean;
+  /** `packer { required_version = "..." }` of the template dir or, failing that, of its parent. */
+  requiredVersion?: { constraint: string; file: string };
 }
 
 function fail(code: string, message: string): never {
@@ -87,6 +89,16 @@ function jsonDeclaresVariable(text: string, name: string): boolean {
   );
 }
 
+const REQUIRED_VERSION = /^\s*required_version\s*=\s*"([^"]*)"/m;
+
+async function hclRequiredVersion(dir: string): Promise<{ constraint: string; file: string } | undefined> {
+  for (const file of (await templateFilesIn(dir)).filter((f) => HCL_TEMPLATE.test(f))) {
+    const constraint = REQUIRED_VERSION.exec(await readFile(file, "utf8"))?.[1];
+    if (constraint !== undefined) return { constraint, file };
+  }
+  return undefined;
+}
+
 async function hclFilesHaveRequiredPlugins(dir: string): Promise<boolean> {
   const files = (await templateFilesIn(dir)).filter((f) => HCL_TEMPLATE.test(f));
   for (const file of files) {
@@ -127,6 +139,7 @@ export async function inspectTemplate(templateArg: string, cwd: string): Promise
   let requiredPluginsDir: string | undefined;
   if (requiredPluginsInTemplate) requiredPluginsDir = dir;
   else if (await hclFilesHaveRequiredPlugins(dirname(dir))) requiredPluginsDir = dirname(dir);
+  const requiredVersion = (await hclRequiredVersion(dir)) ?? (await hclRequiredVersion(dirname(dir)));
   return {
     buildPath: path,
     dir,
@@ -134,6 +147,7 @@ export async function inspectTemplate(templateArg: string, cwd: string): Promise
     declaresManifestPath,
     requiredPluginsInTemplate,
     ...(requiredPluginsDir !== undefined ? { requiredPluginsDir } : {}),
+    ...(requiredVersion !== undefined ? { requiredVersion } : {}),
   };
 }
 

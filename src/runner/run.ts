@@ -8,7 +8,7 @@ import { MachineReadableParser, type BuildStream } from "../machine-readable.ts"
 import type { RunnerArgs } from "./args.ts";
 import { describeImage, selectStageImage, type StageImage } from "./image.ts";
 import { checkManifest, readManifest } from "./manifest.ts";
-import { followFile, packerVersion, startPacker, versionAtLeast, type PackerExit, type PackerProcess } from "./packer.ts";
+import { followFile, packerVersion, satisfiesConstraint, startPacker, versionAtLeast, type PackerExit, type PackerProcess } from "./packer.ts";
 import { preflight, type Preflight } from "./preflight.ts";
 import { signalGroup } from "./processes.ts";
 import { containsCredential, redactCredentials, redactFileInPlace } from "./redact.ts";
@@ -137,6 +137,17 @@ class Runner {
     // Off the critical path unless `packer init` depends on it: the version is only for lineage.
     const versionLookup = packerVersion(bin, io.env, io.cwd);
     versionLookup.catch(() => undefined);
+    const required = pre.template.requiredVersion;
+    if (required !== undefined) {
+      const version = await versionLookup;
+      if (!satisfiesConstraint(version, required.constraint)) {
+        throw new JiraImagesError(
+          "PACKER_TOO_OLD",
+          `Packer ${version} does not satisfy required_version "${required.constraint}" of ${required.file}; ` +
+            "install that Packer (https://developer.hashicorp.com/packer/install) and run again",
+        );
+      }
+    }
     let initDir: string | undefined;
     if (pre.template.requiredPluginsDir !== undefined) {
       const version = await versionLookup;
