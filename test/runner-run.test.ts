@@ -74,7 +74,7 @@ describe("stage runner (in-process, stand-in packer)", function () {
     );
     const versionedDir = join(dir, "versioned");
     makeTemplate(versionedDir, { name: "base" });
-    writeFileSync(join(versionedDir, "plugins.pkr.hcl"), 'packer {\n  required_version = ">= 1.9.0"\n}\n');
+    writeFileSync(join(versionedDir, "plugins.pkr.hcl"), 'packer {\n  required_version = ">= 1.10.0"\n}\n');
     const selfContained = makeTemplate(dir, { name: "self-contained", extra: 'packer {\n  required_plugins {\n  }\n}\n' });
     mkdirSync(join(dir, "cwd"));
 
@@ -200,7 +200,7 @@ describe("stage runner (in-process, stand-in packer)", function () {
 
   it("refuses a Packer older than the required_version next to the template before Packer starts", () => {
     const o = outcomes["below-required"]!;
-    assert.match(o.error ?? "", /^PACKER_TOO_OLD: Packer 1\.8\.7 does not satisfy required_version ">= 1\.9\.0" of .*versioned\/plugins\.pkr\.hcl/);
+    assert.match(o.error ?? "", /^PACKER_TOO_OLD: Packer 1\.8\.7 does not satisfy required_version ">= 1\.10\.0" of .*versioned\/plugins\.pkr\.hcl/);
     assert.deepEqual(readRecord(join(dir, "below-required.record")).map((e) => e.event), ["version"], "no init, no build");
   });
 
