@@ -23,6 +23,9 @@ describe("runner: command line", () => {
       "--var=ami_regions=[\"eu-west-1\"]",
       "--var-file",
       "packer/custom/dev.pkrvars.hcl",
+      "--secret-var",
+      "db_password",
+      "--secret-var=api_token",
       "--input",
       "packer/chef",
       "--input=packer/files",
@@ -42,6 +45,7 @@ describe("runner: command line", () => {
           ["source_ami", "ami-0123456789abcdef0"],
           ["ami_regions", '["eu-west-1"]'],
         ],
+        secretVars: ["db_password", "api_token"],
         varFiles: ["packer/custom/dev.pkrvars.hcl"],
         inputs: ["packer/chef", "packer/files"],
         requires: ["packer/files/atlassian-jira-software-9.12.15.tar.gz"],
@@ -136,7 +140,7 @@ describe("runner: credential redaction", () => {
     ];
     const refused = await Promise.all(
       attempts.map(([key, value]) =>
-        preflight({ stage: "base", template, vars: [[key, value]], varFiles: [], inputs: [], requires: [] }, template).then(
+        preflight({ stage: "base", template, vars: [[key, value]], secretVars: [], varFiles: [], inputs: [], requires: [] }, template).then(
           () => false,
           (error: Error) => {
             assert.match(error.message, new RegExp(`^CREDENTIAL_IN_VAR: --var ${key}=… looks like an AWS credential`));

@@ -3,7 +3,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { JiraImagesError } from "../errors.ts";
 import { LFS_POINTER_MAX_BYTES, readLfsPointer, type LfsPointer } from "../lfs.ts";
 import type { RunnerArgs } from "./args.ts";
-import { containsCredential } from "./redact.ts";
+import { containsCredential, MIN_SECRET_LENGTH, secretVarEnvName } from "./redact.ts";
 
 /** What the build needs to know about the template, found before any money is spent. */
 export interface Template {
@@ -240,6 +240,34 @@ function checkVars(vars: RunnerArgs["vars"]): void {
   }
 }
 
+/**
+ * A secret variable comes from the environment only: on the command line its value would be in
+ * Pulumi's state, and in a var file the runner could not know it to redact it.
+ */
+function checkSecretVars(args: RunnerArgs, env: NodeJS.ProcessEnv): void {
+  for (const name of args.secretVars) {
+    const envName = secretVarEnvName(name);
+    if (args.vars.some(([key]) => key === name)) {
+      fail(
+        "SECRET_VAR_INVALID",
+        `--secret-var ${name} is also given as --var ${name}=…, which puts its value on the command line (and in Pulumi's state); ` +
+          `drop the --var and set ${envName} in the environment`,
+      );
+    }
+    const value = env[envName];
+    if (value === undefined || value === "") {
+      fail("SECRET_VAR_INVALID", `--secret-var ${name}: ${envName} is not set; set the secret in the environment as ${envName}`);
+    }
+    if (value.length < MIN_SECRET_LENGTH) {
+      fail(
+        "SECRET_VAR_INVALID",
+        `--secret-var ${name}: the value of ${envName} is shorter than ${MIN_SECRET_LENGTH} characters, too short to redact ` +
+          "by value without mangling the log; use a longer secret",
+      );
+    }
+  }
+}
+
 async function checkVarFile(file: string, cwd: string): Promise<string> {
   const path = resolve(cwd, file);
   const info = await statOrNull(path);
@@ -263,8 +291,9 @@ export interface Preflight {
  * Everything that can be checked before `packer build` starts. Throws a `JiraImagesError` with a
  * stable code; the git-lfs check lists every pointer found, not just the first.
  */
-export async function preflight(args: RunnerArgs, cwd: string): Promise<Preflight> {
+export async function preflight(args: RunnerArgs, cwd: string, env: NodeJS.ProcessEnv = {}): Promise<Preflight> {
   checkVars(args.vars);
+  checkSecretVars(args, env);
   const template = await inspectTemplate(args.template, cwd);
   const varFiles: string[] = [];
   for (const file of args.varFiles) varFiles.push(await checkVarFile(file, cwd));
