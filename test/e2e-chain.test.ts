@@ -124,8 +124,9 @@ describe("end to end: the program's own commands through the real runner and the
     const jira = commandOf(run, "jira").inputs;
     const previous = executions.find((e) => e.stage === "jira")!.stdout.replace(/\n$/, "");
     const buildsBefore = readFileSync(record, "utf8");
-    // As the provider runs an update: /bin/sh -c <update>, previous stdout (newline trimmed) in the environment.
-    const update = await runAsProvider(jira.update, jira.dir, { ...process.env, PACKER_BIN: FAKE_PACKER, FAKE_PACKER_RECORD: record, PULUMI_COMMAND_STDOUT: previous });
+    // As the provider runs an update: /bin/sh -c <update> in the project root, previous stdout (newline trimmed) in the environment.
+    assert.equal(jira.dir, undefined);
+    const update = await runAsProvider(jira.update, root, { ...process.env, PACKER_BIN: FAKE_PACKER, FAKE_PACKER_RECORD: record, PULUMI_COMMAND_STDOUT: previous });
     assert.equal(update.code, 0, update.stderr);
     assert.deepEqual(parseStageStdout("jira", update.stdout), parseStageStdout("jira", previous));
     assert.equal(readFileSync(record, "utf8"), buildsBefore, "no packer process ran");
