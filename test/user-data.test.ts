@@ -108,4 +108,16 @@ describe("user data", () => {
     assert.equal(checkUserDataBudget("é".repeat(512), 1024, "two-byte"), 1024);
     assert.throws(() => checkUserDataBudget("é".repeat(513), 1024, "two-byte"), /is 1026 bytes, over its budget of 1024 bytes/);
   });
+
+  it("is read back whole by the image's own launch.env reader (packer/chef/.../launch-env.sh)", () => {
+    const dir = tempDir("user-data-run-");
+    const url = "https://jira.example.com/;touch>/tmp/x?a=1&b=2";
+    runUserData(renderUserData({ ...settings, jiraBaseUrl: url, sharedHomeEfs: "fs-0123456789abcdef0.efs.eu-west-1.amazonaws.com" }), dir);
+    const reader = new URL("../packer/chef/cookbooks/jira/files/launch-env.sh", import.meta.url).pathname;
+    const read = (key: string) =>
+      execFileSync("bash", ["-c", `source "$1" && launch_env_get "$2" "$3"`, "read", reader, join(dir, "etc-jira-images", "launch.env"), key], { encoding: "utf8" }).trimEnd();
+    assert.equal(read("JIRA_BASE_URL"), url);
+    assert.equal(read("JIRA_CLUSTER"), "true");
+    assert.equal(read("JIRA_SHARED_HOME_EFS"), "fs-0123456789abcdef0.efs.eu-west-1.amazonaws.com");
+  });
 });
