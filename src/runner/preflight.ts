@@ -1,6 +1,7 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import { JiraImagesError } from "../errors.ts";
+import { SSH_CIDRS_ENV, SSH_CIDRS_FIX, SSH_CIDRS_VARIABLE, checkBuilderCidrs } from "../build-access.ts";
 import { LFS_POINTER_MAX_BYTES, readLfsPointer, type LfsPointer } from "../lfs.ts";
 import type { RunnerArgs } from "./args.ts";
 import { containsCredential } from "./redact.ts";
@@ -15,6 +16,8 @@ export interface Template {
   files: string[];
   /** The template declares `variable "manifest_path"`, so the runner passes a per-run path. */
   declaresManifestPath: boolean;
+  /** The template declares `variable "ssh_source_cidrs"`, whose value the runner checks first. */
+  declaresSshSourceCidrs: boolean;
   /** Directory whose files hold a `required_plugins` block (the template dir or its parent). */
   requiredPluginsDir?: string;
   /** The `required_plugins` block sits in the template dir itself (Packer < 1.7 cannot load it). */
@@ -114,14 +117,17 @@ export async function inspectTemplate(templateArg: string, cwd: string): Promise
     fail("TEMPLATE_NOT_FOUND", `template ${templateArg} is neither a directory nor a JSON template file`);
   }
   let declaresManifestPath = false;
+  let declaresSshSourceCidrs = false;
   let requiredPluginsInTemplate = false;
   for (const file of files) {
     const text = await readFile(file, "utf8");
     if (HCL_TEMPLATE.test(file)) {
       declaresManifestPath ||= hclDeclaresVariable(text, "manifest_path");
+      declaresSshSourceCidrs ||= hclDeclaresVariable(text, SSH_CIDRS_VARIABLE);
       requiredPluginsInTemplate ||= hclHasRequiredPlugins(text);
     } else {
       declaresManifestPath ||= jsonDeclaresVariable(text, "manifest_path");
+      declaresSshSourceCidrs ||= jsonDeclaresVariable(text, SSH_CIDRS_VARIABLE);
     }
   }
   let requiredPluginsDir: string | undefined;
@@ -132,6 +138,7 @@ export async function inspectTemplate(templateArg: string, cwd: string): Promise
     dir,
     files,
     declaresManifestPath,
+    declaresSshSourceCidrs,
     requiredPluginsInTemplate,
     ...(requiredPluginsDir !== undefined ? { requiredPluginsDir } : {}),
   };
@@ -239,6 +246,17 @@ async function checkVarFile(file: string, cwd: string): Promise<string> {
   return path;
 }
 
+/**
+ * Who may reach the build instance over SSH, as Packer will get it (a `--var` wins over the
+ * environment): checked here because Packer reports it only after `packer init`, and a value
+ * that opens port 22 to much of the internet must never reach a build.
+ */
+function checkSshSourceCidrs(vars: RunnerArgs["vars"], env: NodeJS.ProcessEnv): void {
+  const fromVar = vars.filter(([key]) => key === SSH_CIDRS_VARIABLE).at(-1);
+  const problems = fromVar ? checkBuilderCidrs(fromVar[1], `--var ${SSH_CIDRS_VARIABLE}`) : checkBuilderCidrs(env[SSH_CIDRS_ENV]);
+  if (problems.length > 0) fail("SSH_CIDRS_INVALID", `${problems.join("; ")}; set your own address: ${SSH_CIDRS_FIX}`);
+}
+
 export interface Preflight {
   template: Template;
   /** Absolute paths. */
@@ -249,7 +267,7 @@ export interface Preflight {
  * Everything that can be checked before `packer build` starts. Throws a `JiraImagesError` with a
  * stable code; the git-lfs check lists every pointer found, not just the first.
  */
-export async function preflight(args: RunnerArgs, cwd: string): Promise<Preflight> {
+export async function preflight(args: RunnerArgs, cwd: string, env: NodeJS.ProcessEnv = process.env): Promise<Preflight> {
   checkVars(args.vars);
   const template = await inspectTemplate(args.template, cwd);
   const varFiles: string[] = [];
@@ -272,5 +290,6 @@ export async function preflight(args: RunnerArgs, cwd: string): Promise<Prefligh
         "(after `git lfs install` once) and try again",
     );
   }
+  if (template.declaresSshSourceCidrs) checkSshSourceCidrs(args.vars, env);
   return { template, varFiles };
 }

@@ -133,7 +133,7 @@ class Runner {
   async run(): Promise<StageResult> {
     const { args, io } = this;
     const bin = io.env["PACKER_BIN"] || "packer";
-    const pre = await preflight(args, io.cwd);
+    const pre = await preflight(args, io.cwd, io.env);
     // Off the critical path unless `packer init` depends on it: the version is only for lineage.
     const versionLookup = packerVersion(bin, io.env, io.cwd);
     versionLookup.catch(() => undefined);
