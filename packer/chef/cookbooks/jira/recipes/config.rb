@@ -1,7 +1,6 @@
 # Everything environment-specific: jira-config.properties, the dbconfig.xml template (without the
 # password) and the name of the secret that holds the password. Runs in both Chef stages.
 config_dir = node['jira']['config_dir']
-helper_dir = node['jira']['helper_dir']
 db = node['jira']['db']
 
 unless %w(ssm secretsmanager).include?(db['password_store'])
@@ -12,11 +11,6 @@ directory config_dir do
   owner 'root'
   group node['jira']['group']
   mode '0750'
-end
-
-directory helper_dir do
-  mode '0755'
-  recursive true
 end
 
 template ::File.join(node['jira']['home'], 'jira-config.properties') do
@@ -48,9 +42,4 @@ template ::File.join(config_dir, 'db-secret.env') do
     user: node['jira']['user'],
     group: node['jira']['group']
   )
-end
-
-cookbook_file ::File.join(helper_dir, 'jira-db-secret') do
-  source 'jira-db-secret.sh'
-  mode '0755'
 end
