@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmod, cp, mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, cp, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
@@ -29,6 +32,36 @@ async function attributes(target: string): Promise<{ jira: Record<string, any> }
   return JSON.parse(await render(target, "attributes"));
 }
 
+async function renderErb(template: string, assigns: Record<string, unknown>): Promise<string> {
+  const script =
+    "require 'erb'; require 'json'; " +
+    "JSON.parse(ARGV[1]).each { |k, v| instance_variable_set(\"@#{k}\", v) }; " +
+    "print ERB.new(File.read(ARGV[0]), trim_mode: '-').result(binding)";
+  const { stdout } = await execa("ruby", ["-e", script, join(cookbook, "templates", template), JSON.stringify(assigns)]);
+  return stdout;
+}
+
+/** A scratch settings folder with start.env rendered from the cookbook's template, like Chef's. */
+async function startEnv(values: { install: string; home: string; shared: string }): Promise<string> {
+  const { jira } = await attributes("prod");
+  const configDir = join(tempDir("jira-start-"), "etc");
+  await mkdir(configDir);
+  const user = userInfo().username;
+  const group = spawnSync("id", ["-gn"]).stdout.toString().trim();
+  const text = await renderErb("start.env.erb", {
+    install: values.install,
+    http_port: jira.http_port,
+    home: values.home,
+    user,
+    group,
+    shared_home: values.shared,
+    ehcache_listener_port: jira.cluster.ehcache_listener_port,
+    ehcache_object_port: jira.cluster.ehcache_object_port,
+  });
+  await writeFile(join(configDir, "start.env"), text);
+  return configDir;
+}
+
 describe("Jira start-up (cookbook library and templates, rendered per environment)", function () {
   this.timeout(60_000);
 
@@ -41,7 +74,20 @@ describe("Jira start-up (cookbook library and templates, rendered per environmen
     assert.match(await recipe("service"), /^\s*content JiraImages\.service_unit\(node\['jira'\]\)$/m);
     assert.match(await recipe("config"), /JiraImages\.setenv_with_memory\(::File\.read\(setenv\), jvm\['minimum_memory'\], jvm\['maximum_memory'\]\)/);
     assert.match(await recipe("config"), /source 'dbconfig\.xml\.erb'/);
-    for (const env of ["dev", "prod"]) assert.ok((await recipe("default")).includes("include_recipe 'jira::config'"), env);
+    assert.match(await recipe("default"), /include_recipe 'jira::config'\ninclude_recipe 'jira::startup'\ninclude_recipe 'jira::service'/);
+    // Every helper the unit runs is installed from a file of the cookbook, next to the library it sources.
+    const startup = await recipe("startup");
+    for (const env of ["dev", "prod"]) {
+      const { jira } = await attributes(env);
+      assert.deepEqual(jira.service.start_helpers, ["jira-cluster", "jira-proxy", "jira-db-secret"], "mount first, the password last");
+      for (const helper of jira.service.start_helpers as string[]) {
+        assert.match(startup, new RegExp(`'${helper}' => '${helper}\\.sh'`));
+        assert.ok(await stat(join(cookbook, "files", `${helper}.sh`)));
+      }
+    }
+    assert.match(startup, /cookbook_file ::File\.join\(helper_dir, 'launch-env\.sh'\)/);
+    assert.match(startup, /cookbook_file ::File\.join\(helper_dir, 'jira_server_xml\.py'\)/);
+    assert.match(startup, /^package %w\(python3 amazon-efs-utils\)$/m);
   });
 
   describe("jira.service", function () {
@@ -92,7 +138,10 @@ describe("Jira start-up (cookbook library and templates, rendered per environmen
       assert.ok(restartSec >= 10, `RestartSec=${restartSec}: a retry must wait`);
       // The start limit must allow retries for a while: burst restarts fit in the interval.
       assert.ok(burst >= 5 && burst * restartSec <= interval, `StartLimitBurst=${burst} StartLimitIntervalSec=${interval}`);
-      assert.match(serviceSection, /^ExecStartPre=\+\/opt\/jira-images\/bin\/jira-db-secret$/m);
+      assert.deepEqual(
+        [...serviceSection.matchAll(/^ExecStartPre=(.*)$/gm)].map((m) => m[1]),
+        ["+/opt/jira-images/bin/jira-cluster", "+/opt/jira-images/bin/jira-proxy", "+/opt/jira-images/bin/jira-db-secret"],
+      );
       // The heap is setenv.sh's business (below): no JVM_* here that it would silently overwrite.
       assert.doesNotMatch(unit, /JVM_(MINIMUM|MAXIMUM)_MEMORY/);
     });
@@ -163,6 +212,233 @@ describe("Jira start-up (cookbook library and templates, rendered per environmen
         assert.match(stdout, /^ {4}<connection-properties>tcpKeepAlive=true;socketTimeout=240<\/connection-properties>$/m, env);
         assert.match(stdout, /<url>jdbc:postgresql:\/\//);
       }
+    });
+  });
+
+  describe("jira-proxy (base URL -> server.xml connector, at each start)", function () {
+    const fixture = join(fixtures, "jira-9.12-server.xml");
+    const helper = join(cookbook, "files", "jira-proxy.sh");
+    let configDir: string;
+    let serverXml: string;
+    let scratch: string;
+
+    before(function () {
+      requireTool("python3", "python3");
+    });
+
+    beforeEach(async function () {
+      scratch = tempDir("jira-proxy-");
+      const install = join(scratch, "jira");
+      await mkdir(join(install, "conf"), { recursive: true });
+      serverXml = join(install, "conf", "server.xml");
+      await cp(fixture, serverXml);
+      configDir = await startEnv({ install, home: join(scratch, "home"), shared: join(scratch, "shared") });
+    });
+
+    async function run(launch: string | undefined) {
+      if (launch !== undefined) await writeFile(join(configDir, "launch.env"), launch);
+      return execa("bash", [helper], { reject: false, env: { JIRA_IMAGES_CONFIG_DIR: configDir } });
+    }
+
+    /** The live connectors' attributes, read back with Python's XML parser. */
+    async function connectors(): Promise<Record<string, string>[]> {
+      const script = "import json, sys, xml.etree.ElementTree as E; print(json.dumps([c.attrib for c in E.parse(sys.argv[1]).iter('Connector')]))";
+      return JSON.parse((await execa("python3", ["-c", script, serverXml])).stdout);
+    }
+
+    function proxyOf(connector: Record<string, string>) {
+      const { proxyName, proxyPort, scheme, secure } = connector;
+      return { proxyName, proxyPort, scheme, secure };
+    }
+
+    const cases: [string, Record<string, string>][] = [
+      ["https://jira.example.com", { proxyName: "jira.example.com", proxyPort: "443", scheme: "https", secure: "true" }],
+      ["https://Jira.Example.com:8443/?a=1&b=2", { proxyName: "jira.example.com", proxyPort: "8443", scheme: "https", secure: "true" }],
+      ["http://jira.internal.example.com/", { proxyName: "jira.internal.example.com", proxyPort: "80", scheme: "http", secure: "false" }],
+      ["http://10.0.1.5:8081", { proxyName: "10.0.1.5", proxyPort: "8081", scheme: "http", secure: "false" }],
+    ];
+    for (const [url, expected] of cases) {
+      it(`sets proxyName, proxyPort, scheme and secure for ${url}, changing nothing else`, async function () {
+        const result = await run(`JIRA_ENVIRONMENT=prod\nJIRA_BASE_URL=${url}\n`);
+        assert.equal(result.exitCode, 0, result.stderr);
+        const live = await connectors();
+        assert.equal(live.length, 1, "the example connectors in comments stay comments");
+        assert.deepEqual(proxyOf(live[0]!), expected);
+        assert.equal(live[0]!.port, "8080");
+        const added = ` proxyName="${expected.proxyName}" proxyPort="${expected.proxyPort}" scheme="${expected.scheme}" secure="${expected.secure}"`;
+        assert.equal((await readFile(serverXml, "utf8")).replace(added, ""), await readFile(fixture, "utf8"));
+      });
+    }
+
+    it("removes the attributes when the base URL goes away, back to Jira's own file byte for byte", async function () {
+      assert.equal((await run("JIRA_BASE_URL=https://jira.example.com\n")).exitCode, 0);
+      assert.equal((await run("JIRA_BASE_URL=http://other.example.com\n")).exitCode, 0, "replaced, not added twice");
+      assert.deepEqual(proxyOf((await connectors())[0]!), { proxyName: "other.example.com", proxyPort: "80", scheme: "http", secure: "false" });
+      for (const launch of ["JIRA_ENVIRONMENT=prod\n", "JIRA_BASE_URL=\n"]) {
+        const result = await run(launch);
+        assert.equal(result.exitCode, 0, result.stderr);
+        assert.equal(await readFile(serverXml, "utf8"), await readFile(fixture, "utf8"));
+      }
+    });
+
+    it("runs nothing from a base URL with shell syntax and writes only its host", async function () {
+      const marker = join(scratch, "pwned");
+      const result = await run(`JIRA_BASE_URL=https://jira.example.com/;touch>${marker}\n`);
+      assert.equal(result.exitCode, 0, result.stderr);
+      assert.equal(await stat(marker).catch(() => null), null);
+      assert.equal((await connectors())[0]!.proxyName, "jira.example.com");
+      assert.match(result.stderr, /warning: the path .* is not applied/);
+    });
+
+    for (const url of ["ftp://jira.example.com", "https://user:pw@jira.example.com", 'https://a"b.example.com', "https://jira.example.com:99999", "https://jira example.com", "https://jira.example.com:0", "https://"]) {
+      it(`refuses ${JSON.stringify(url)} and leaves server.xml as it was`, async function () {
+        const result = await run(`JIRA_BASE_URL=${url}\n`);
+        assert.notEqual(result.exitCode, 0);
+        assert.match(result.stderr, /jira-proxy: error: .*server\.xml: JIRA_BASE_URL/);
+        assert.equal(await readFile(serverXml, "utf8"), await readFile(fixture, "utf8"));
+      });
+    }
+
+    it("fails, naming the ports it found, when server.xml has no live connector on the port", async function () {
+      const text = await readFile(fixture, "utf8");
+      await writeFile(serverXml, text.replace('<Connector port="8080" relaxedPathChars', '<Connector port="9090" relaxedPathChars'));
+      const result = await run("JIRA_BASE_URL=https://jira.example.com\n");
+      assert.notEqual(result.exitCode, 0);
+      assert.match(result.stderr, /expected one <Connector port="8080"> outside comments, found 0 \(connector ports: 9090\)/);
+    });
+  });
+
+  describe("jira-cluster (EFS shared home and cluster.properties, at each start)", function () {
+    const helper = join(cookbook, "files", "jira-cluster.sh");
+    const instanceId = "i-0123456789abcdef0";
+    const efs = "fs-0123456789abcdef0.efs.eu-west-1.amazonaws.com";
+    let imds: Server;
+    let imdsUrl: string;
+    let imdsLog: string[];
+    let scratch: string;
+    let home: string;
+    let shared: string;
+    let fakeBin: string;
+    let configDir: string;
+
+    before(async function () {
+      requireTool("curl", "curl");
+      // A stand-in for the instance metadata service that, like the real one with IMDSv2 required,
+      // answers only with a session token obtained by PUT.
+      imds = createServer((req, res) => {
+        imdsLog.push(`${req.method} ${req.url}`);
+        if (req.method === "PUT" && req.url === "/latest/api/token" && req.headers["x-aws-ec2-metadata-token-ttl-seconds"]) {
+          res.end("token-123");
+        } else if (req.method === "GET" && req.headers["x-aws-ec2-metadata-token"] !== "token-123") {
+          res.writeHead(401).end();
+        } else if (req.url === "/latest/meta-data/instance-id") {
+          res.end(instanceId);
+        } else if (req.url === "/latest/meta-data/local-ipv4") {
+          res.end("10.0.1.23");
+        } else {
+          res.writeHead(404).end();
+        }
+      });
+      await new Promise<void>((done) => imds.listen(0, "127.0.0.1", done));
+      imdsUrl = `http://127.0.0.1:${(imds.address() as AddressInfo).port}`;
+    });
+
+    after(function () {
+      imds.close();
+    });
+
+    beforeEach(async function () {
+      imdsLog = [];
+      scratch = tempDir("jira-cluster-");
+      home = join(scratch, "home");
+      shared = join(scratch, "shared");
+      await mkdir(home);
+      configDir = await startEnv({ install: join(scratch, "jira"), home, shared });
+      // mount and mountpoint stand-ins: mount records its arguments and marks the folder mounted.
+      fakeBin = join(scratch, "bin");
+      await mkdir(fakeBin);
+      await writeFile(
+        join(fakeBin, "mount"),
+        `#!/bin/sh\nprintf '%s\\n' "$*" >> "${scratch}/mount-calls"\n[ -z "$FAKE_MOUNT_FAIL" ] || exit 32\ntouch "${scratch}/mounted"\n`,
+      );
+      await writeFile(join(fakeBin, "mountpoint"), `#!/bin/sh\n[ -e "${scratch}/mounted" ]\n`);
+      await chmod(join(fakeBin, "mount"), 0o755);
+      await chmod(join(fakeBin, "mountpoint"), 0o755);
+    });
+
+    async function run(launch: string, env: Record<string, string> = {}) {
+      await writeFile(join(configDir, "launch.env"), launch);
+      return execa("bash", [helper], {
+        reject: false,
+        env: { JIRA_IMAGES_CONFIG_DIR: configDir, IMDS_ENDPOINT: imdsUrl, PATH: `${fakeBin}:${process.env.PATH}`, ...env },
+      });
+    }
+
+    const mountCalls = async () => (await readFile(join(scratch, "mount-calls"), "utf8").catch(() => "")).trim().split("\n").filter(Boolean);
+
+    it("mounts the EFS shared home over TLS and writes cluster.properties with the instance id as node id", async function () {
+      const result = await run(`JIRA_ENVIRONMENT=prod\nJIRA_CLUSTER=true\nJIRA_SHARED_HOME_EFS=${efs}\n`);
+      assert.equal(result.exitCode, 0, result.stderr);
+      assert.deepEqual(await mountCalls(), [`-t efs -o tls ${efs}:/ ${shared}`]);
+      assert.equal(imdsLog[0], "PUT /latest/api/token", "IMDSv2: a token first");
+      const { jira } = await attributes("prod");
+      assert.equal(
+        await readFile(join(home, "cluster.properties"), "utf8"),
+        [
+          "# Written by jira-images (jira-cluster) at each start from the launch settings; edits are lost.",
+          `jira.node.id = ${instanceId}`,
+          `jira.shared.home = ${shared}`,
+          "ehcache.peer.discovery = default",
+          "ehcache.listener.hostName = 10.0.1.23",
+          `ehcache.listener.port = ${jira.cluster.ehcache_listener_port}`,
+          `ehcache.object.port = ${jira.cluster.ehcache_object_port}`,
+          "",
+        ].join("\n"),
+      );
+      assert.equal((await stat(join(home, "cluster.properties"))).mode & 0o777, 0o640);
+      // A restart finds the share mounted and does not mount it again.
+      assert.equal((await run(`JIRA_CLUSTER=true\nJIRA_SHARED_HOME_EFS=${efs}\n`)).exitCode, 0);
+      assert.equal((await mountCalls()).length, 1);
+    });
+
+    it("runs standalone without JIRA_CLUSTER=true: no mount, no metadata, a stale cluster.properties removed", async function () {
+      await writeFile(join(home, "cluster.properties"), "jira.node.id = old\n");
+      for (const launch of ["JIRA_ENVIRONMENT=dev\n", "JIRA_CLUSTER=false\n"]) {
+        const result = await run(launch);
+        assert.equal(result.exitCode, 0, result.stderr);
+        assert.equal(await stat(join(home, "cluster.properties")).catch(() => null), null);
+      }
+      assert.deepEqual(await mountCalls(), []);
+      assert.deepEqual(imdsLog, []);
+    });
+
+    const refused: [string, RegExp][] = [
+      ["JIRA_CLUSTER=yes\n", /JIRA_CLUSTER in .* must be true or false, not 'yes'/],
+      ["JIRA_CLUSTER=true\n", /JIRA_CLUSTER=true needs JIRA_SHARED_HOME_EFS/],
+      ["JIRA_CLUSTER=true\nJIRA_SHARED_HOME_EFS=fs-1;touch${MARKER}\n", /JIRA_SHARED_HOME_EFS in .* must be an EFS DNS name/],
+      ["JIRA_CLUSTER=true\nJIRA_SHARED_HOME_EFS=$(touch ${MARKER})\n", /JIRA_SHARED_HOME_EFS in .* must be an EFS DNS name/],
+    ];
+    for (const [launch, message] of refused) {
+      it(`refuses ${JSON.stringify(launch.trim())} before mounting anything`, async function () {
+        const marker = join(scratch, "pwned");
+        const result = await run(launch.replace("${MARKER}", marker));
+        assert.notEqual(result.exitCode, 0);
+        assert.match(result.stderr, message);
+        assert.deepEqual(await mountCalls(), []);
+        assert.equal(await stat(marker).catch(() => null), null);
+        assert.equal(await stat(join(home, "cluster.properties")).catch(() => null), null);
+      });
+    }
+
+    it("fails with the reason, writing no cluster.properties, when the mount fails or IMDS refuses", async function () {
+      const launch = `JIRA_CLUSTER=true\nJIRA_SHARED_HOME_EFS=${efs}\n`;
+      const mountFails = await run(launch, { FAKE_MOUNT_FAIL: "1" });
+      assert.notEqual(mountFails.exitCode, 0);
+      assert.match(mountFails.stderr, /jira-cluster: error: cannot mount fs-.*:\/ on .*: is the mount target/);
+      const noImds = await run(launch, { IMDS_ENDPOINT: "http://127.0.0.1:9" });
+      assert.notEqual(noImds.exitCode, 0);
+      assert.match(noImds.stderr, /jira-cluster: error: cannot get an IMDSv2 token/);
+      assert.equal(await stat(join(home, "cluster.properties")).catch(() => null), null);
     });
   });
 });

@@ -7,6 +7,14 @@ default['jira']['user'] = 'jira'
 default['jira']['group'] = 'jira'
 default['jira']['install_root'] = '/opt/atlassian/jira'
 default['jira']['home'] = '/var/atlassian/application-data/jira'
+# Tomcat's HTTP connector (conf/server.xml); jira-proxy sets its proxy attributes at each start.
+default['jira']['http_port'] = 8080
+
+# Data Center cluster, when the launch settings say JIRA_CLUSTER=true: where jira-cluster mounts
+# the EFS shared home, and the fixed cache replication ports nodes reach each other on.
+default['jira']['cluster']['shared_home'] = '/var/atlassian/application-data/jira-shared'
+default['jira']['cluster']['ehcache_listener_port'] = 40001
+default['jira']['cluster']['ehcache_object_port'] = 40011
 
 # Java comes from the OS packages: Amazon Corretto 17 (supported by Jira 9.x).
 default['jira']['java']['package'] = 'java-17-amazon-corretto-headless'
@@ -18,7 +26,7 @@ default['jira']['jvm']['maximum_memory'] = '2048m'
 
 # jira.service: the helpers run before each start (from helper_dir, as root, in this order), and
 # how a failed start is retried.
-default['jira']['service']['start_helpers'] = %w(jira-db-secret)
+default['jira']['service']['start_helpers'] = %w(jira-cluster jira-proxy jira-db-secret)
 default['jira']['service']['timeout_start_sec'] = 600
 default['jira']['service']['restart_sec'] = 60
 default['jira']['service']['start_limit_interval_sec'] = 3600

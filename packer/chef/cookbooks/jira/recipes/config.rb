@@ -37,6 +37,24 @@ template ::File.join(config_dir, 'dbconfig.xml.tmpl') do
   variables(db: db.to_h)
 end
 
+# What the start-up helpers need to know about this image.
+template ::File.join(config_dir, 'start.env') do
+  source 'start.env.erb'
+  owner 'root'
+  group 'root'
+  mode '0644'
+  variables(
+    install: ::File.join(node['jira']['install_root'], 'current'),
+    http_port: node['jira']['http_port'],
+    home: node['jira']['home'],
+    user: node['jira']['user'],
+    group: node['jira']['group'],
+    shared_home: node['jira']['cluster']['shared_home'],
+    ehcache_listener_port: node['jira']['cluster']['ehcache_listener_port'],
+    ehcache_object_port: node['jira']['cluster']['ehcache_object_port']
+  )
+end
+
 # Only the secret's name and store; the value is fetched at service start.
 template ::File.join(config_dir, 'db-secret.env') do
   source 'db-secret.env.erb'
