@@ -1,7 +1,7 @@
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { JiraImagesError } from "./errors.ts";
-import type { StackConfig } from "./config.ts";
+import { regionKmsKeyMap, type StackConfig } from "./config.ts";
 
 /** A Packer `-var` value: a string, or a list passed as a JSON (= HCL) list. */
 export type VarValue = string | readonly string[];
@@ -67,6 +67,9 @@ export function commonVars(stage: string, config: StackConfig): Record<string, V
     stage,
     region: config.region,
     ami_regions: config.amiRegions,
+    kms_key_id: config.kmsKeyId,
+    // A JSON object is also an HCL object: Packer reads it as the map(string) it declares.
+    region_kms_key_ids: JSON.stringify(regionKmsKeyMap(config.regionKmsKeyIds)),
     build_instance_type: config.buildInstanceType,
     ssh_username: config.sshUsername,
   };

@@ -55,7 +55,7 @@ for (const stack of ["dev", "prod"] as const) {
     });
 
     it("passes exactly the contract's variables to each stage", () => {
-      const common = ["ami_regions", "build_instance_type", "inputs_hash", "region", "ssh_username", "stage"];
+      const common = ["ami_regions", "build_instance_type", "inputs_hash", "kms_key_id", "region", "region_kms_key_ids", "ssh_username", "stage"];
       const keys = (stage: string) => Object.keys(commandVars(commandOf(run, stage).inputs.create)).sort();
       assert.deepEqual(keys("base"), [...common, "source_ami", "source_ami_name_filter", "source_ami_owners"].sort());
       assert.deepEqual(keys("jira"), [...common, "jira_version", "source_ami"].sort());
@@ -64,6 +64,8 @@ for (const stack of ["dev", "prod"] as const) {
       assert.equal(base.source_ami, "");
       assert.equal(base.source_ami_owners, '["amazon"]');
       assert.equal(base.ami_regions, JSON.stringify(config.amiRegions));
+      assert.equal(base.kms_key_id, "");
+      assert.equal(base.region_kms_key_ids, "{}");
       const customVars = commandVars(commandOf(run, custom).inputs.create);
       assert.equal(customVars.chef_node, stack);
       assert.equal(customVars.environment, stack);

@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { loadStackConfigFile } from "../src/config.ts";
+import { loadStackConfigFile, parseStackConfig, readStackFileConfig } from "../src/config.ts";
 import {
   lineage,
   stageCommandName,
@@ -50,6 +50,19 @@ describe("stage declarations", () => {
     assert.equal(dev![1]!.template, prod![1]!.template);
     assert.deepEqual(dev![1]!.workspace, prod![1]!.workspace);
     assert.notEqual(dev![2]!.name, prod![2]!.name);
+  });
+
+  it("encrypts every stage's image with the stack's KMS keys, copy regions as a map", () => {
+    const raw = {
+      ...readStackFileConfig(PROJECT_ROOT, "prod"),
+      "jira-images:kmsKeyId": "alias/jira-images",
+      "jira-images:regionKmsKeyIds": '["eu-central-1=alias/jira-images-dr"]',
+    };
+    const stages = declareStages(parseStackConfig(raw, { stack: "prod", file: "Pulumi.prod.yaml" }));
+    for (const { name, vars } of stages) {
+      assert.equal(vars.kms_key_id, "alias/jira-images", name);
+      assert.deepEqual(JSON.parse(vars.region_kms_key_ids as string), { "eu-central-1": "alias/jira-images-dr" }, name);
+    }
   });
 
   it("orders stages parents first whatever the declaration order", () => {

@@ -19,7 +19,19 @@ variable "region" {
 variable "ami_regions" {
   type        = list(string)
   default     = []
-  description = "Extra regions to copy the finished AMI to (encrypted with each region's default EBS key)."
+  description = "Extra regions to copy the finished AMI to (encrypted with region_kms_key_ids, else each region's aws/ebs key)."
+}
+
+variable "kms_key_id" {
+  type        = string
+  default     = ""
+  description = "KMS key (ID, alias/<name> or ARN) encrypting the launch volume and the AMI in region; empty means the region's aws/ebs key, whose images cannot be shared with other accounts."
+}
+
+variable "region_kms_key_ids" {
+  type        = map(string)
+  default     = {}
+  description = "KMS key per ami_regions copy ({\"eu-central-1\" = \"alias/jira-images\"}); a copy region left out is encrypted with its aws/ebs key."
 }
 
 variable "ssh_username" {
