@@ -31,6 +31,12 @@ export interface InstanceSummary {
   subnetId: string;
 }
 
+/**
+ * Ports cluster nodes replicate Jira's caches on (Ehcache RMI listener and object ports), as the
+ * image configures them (packer/chef/cookbooks/jira/attributes/default.rb, node['jira']['cluster']).
+ */
+export const CLUSTER_CACHE_PORTS = [40001, 40011] as const;
+
 /** Name of the i-th instance of an environment (also its hostname). */
 function instanceName(environment: string, index: number): string {
   return `jira-${environment}-${index + 1}`;
@@ -55,8 +61,8 @@ function environmentTags(config: StackConfig, image: EnvironmentImage): Record<s
  * volume, no public IP unless configured, Session Manager instead of SSH) behind an application
  * load balancer; interface endpoints where they have no other way to SSM and their secret; and
  * with more than one instance a Data Center cluster on an EFS shared home with sticky sessions.
- * The instances' security group lets in only the load balancer on Jira's port, and lets out
- * HTTPS, the database, SMTP and the shared home.
+ * The instances' security group lets in only the load balancer on Jira's port (and, in a cluster,
+ * the other nodes on the cache ports), and lets out HTTPS, the database, SMTP and the shared home.
  */
 export class JiraEnvironment extends pulumi.ComponentResource {
   readonly instances: aws.ec2.Instance[] = [];
@@ -105,6 +111,13 @@ export class JiraEnvironment extends pulumi.ComponentResource {
     egress("https", 443, "0.0.0.0/0", "HTTPS (SSM, Secrets Manager, package repositories)");
     for (const cidr of config.databaseCidrs) egress(`db-${cidrName(cidr)}`, config.databasePort, cidr, "Jira database");
     for (const port of config.smtpPorts) egress(`smtp-${port}`, port, "0.0.0.0/0", "Jira mail (SMTP)");
+    if (cluster) {
+      for (const port of CLUSTER_CACHE_PORTS) {
+        const rule = { securityGroupId: securityGroup.id, ipProtocol: "tcp", fromPort: port, toPort: port, referencedSecurityGroupId: securityGroup.id, tags };
+        new aws.vpc.SecurityGroupIngressRule(`${name}-in-cache-${port}`, { ...rule, description: "Jira cluster cache replication from the other nodes" }, child);
+        new aws.vpc.SecurityGroupEgressRule(`${name}-out-cache-${port}`, { ...rule, description: "Jira cluster cache replication to the other nodes" }, child);
+      }
+    }
 
     const endpoints = wantsEndpoints(config)
       ? new ServiceEndpoints(

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { strict as assert } from "node:assert";
 import { loadStackConfigFile } from "../src/config.ts";
 import { environmentSecret } from "../src/iam.ts";
+import { CLUSTER_CACHE_PORTS } from "../src/instances.ts";
 import { renderUserData } from "../src/user-data.ts";
 import { REEMIT_PREVIOUS_RESULT, type ImageSummary } from "../src/pipeline.ts";
 import {
@@ -204,7 +205,8 @@ for (const stack of ["dev", "prod"] as const) {
     it("lets allowedCidrs reach the load balancer only, and only the load balancer reach Jira", () => {
       const rules = securityRules(run);
       assert.deepEqual(rules.filter((r) => r.startsWith(`in ${stack}-lb `)), config.allowedCidrs.flatMap((c) => [`in ${stack}-lb 443 ${c}`, `in ${stack}-lb 80 ${c}`]).sort());
-      assert.deepEqual(rules.filter((r) => r.startsWith(`in ${stack}-instances `)), [`in ${stack}-instances ${config.jiraPort} sg:${stack}-lb`]);
+      const cacheRules = (dir: string) => (config.instanceCount > 1 ? [`${dir} ${stack}-instances 40001 sg:${stack}-instances`, `${dir} ${stack}-instances 40011 sg:${stack}-instances`] : []);
+      assert.deepEqual(rules.filter((r) => r.startsWith(`in ${stack}-instances `)), [...cacheRules("in"), `in ${stack}-instances ${config.jiraPort} sg:${stack}-lb`].sort());
       assert.deepEqual(rules.filter((r) => r.startsWith(`out ${stack}-lb `)), [`out ${stack}-lb ${config.jiraPort} sg:${stack}-instances`]);
       assert.deepEqual(
         rules.filter((r) => r.startsWith(`out ${stack}-instances `)),
@@ -212,6 +214,7 @@ for (const stack of ["dev", "prod"] as const) {
           `out ${stack}-instances 443 0.0.0.0/0`,
           ...config.databaseCidrs.map((c) => `out ${stack}-instances 5432 ${c}`),
           ...(config.instanceCount > 1 ? [`out ${stack}-instances 2049 sg:${stack}-shared-home`] : []),
+          ...cacheRules("out"),
         ].sort(),
       );
       for (const sg of byType(run, SG)) {
@@ -463,6 +466,15 @@ describe("program edge cases (runtime mocks)", () => {
     assert.deepEqual(securityRules(run).filter((r) => r.includes(" 2049 ")), ["in prod-shared-home 2049 sg:prod-instances", "out prod-instances 2049 sg:prod-shared-home"]);
     const tg = byType(run, "aws:lb/targetGroup:TargetGroup")[0]!;
     assert.deepEqual([tg.inputs.stickiness.type, tg.inputs.stickiness.enabled], ["lb_cookie", true]);
+    const attributes = readFileSync(new URL("../packer/chef/cookbooks/jira/attributes/default.rb", import.meta.url), "utf8");
+    const imagePorts = ["ehcache_listener_port", "ehcache_object_port"].map((key) => Number(new RegExp(`\\['${key}'\\] = (\\d+)`).exec(attributes)?.[1]));
+    assert.deepEqual([...CLUSTER_CACHE_PORTS], imagePorts, "the security group opens the cache ports the image listens on");
+    assert.deepEqual(securityRules(run).filter((r) => / 400[01]1 /.test(r)), [
+      "in prod-instances 40001 sg:prod-instances",
+      "in prod-instances 40011 sg:prod-instances",
+      "out prod-instances 40001 sg:prod-instances",
+      "out prod-instances 40011 sg:prod-instances",
+    ]);
     const instances = byType(run, INSTANCE);
     assert.equal(instances.length, 3);
     for (const instance of instances) {
