@@ -40,6 +40,24 @@ function isCidr(value: string): boolean {
   return m !== null && m.slice(1, 5).every((octet) => Number(octet) <= 255);
 }
 
+/**
+ * A KMS key as the amazon plugin accepts it (its ValidateKmsKey): a key ID, `mrk-…`, `alias/<name>`,
+ * or a key or alias ARN. Checked here so that a typo fails before any build.
+ */
+const KMS_KEY_ID = "(?:mrk-)?[a-f0-9][a-f0-9-]+";
+const KMS_ALIAS = "alias/[a-zA-Z0-9:/_-]+";
+const KMS_ARN = "arn:aws(?:-[a-z]{2}(?:-gov)?)?:kms:(?:[a-z]{2}-(?:gov-)?[a-z]+-\\d)?:\\d{12}:";
+const KMS_KEY = new RegExp(`^(?:${KMS_KEY_ID}|${KMS_ALIAS}|${KMS_ARN}(?:key/${KMS_KEY_ID}|${KMS_ALIAS}))$`);
+
+export function isKmsKey(value: string): boolean {
+  return KMS_KEY.test(value);
+}
+
+/** `region=key` pairs of regionKmsKeyIds, as a map (the setting is a list: Pulumi.yaml has no map type). */
+export function regionKmsKeyMap(pairs: readonly string[]): Record<string, string> {
+  return Object.fromEntries(pairs.map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]));
+}
+
 /** A list of CIDR blocks: allowedCidrs and databaseCidrs are checked and explained alike. */
 function cidrListSetting(description: string): Setting<string[]> {
   return setting({
@@ -98,6 +116,27 @@ export const SETTINGS = {
     expect: "a list of AWS region names",
     example: '["eu-central-1"]',
     schema: z.array(RegionSchema),
+  }),
+  kmsKeyId: setting({
+    kind: "string",
+    description: "KMS key encrypting every image in region (ID, alias/<name> or ARN); empty uses aws/ebs, whose images cannot be shared with other accounts.",
+    default: "",
+    expect: 'a KMS key ID, alias/<name> or key ARN, or ""',
+    example: "alias/jira-images",
+    schema: z.union([z.literal(""), z.string().max(2048).refine(isKmsKey)]),
+  }),
+  regionKmsKeyIds: setting({
+    kind: "array",
+    description: 'KMS key of each amiRegions copy, as "region=key" strings; required for every copy region when kmsKeyId is set.',
+    default: [] as string[],
+    expect: 'a list of "region=key" strings such as ["eu-central-1=alias/jira-images"]',
+    example: '["eu-central-1=alias/jira-images"]',
+    schema: z.array(
+      z.string().refine((pair) => {
+        const eq = pair.indexOf("=");
+        return eq > 0 && RegionSchema.safeParse(pair.slice(0, eq)).success && isKmsKey(pair.slice(eq + 1));
+      }),
+    ),
   }),
   sourceAmi: setting({
     kind: "string",
@@ -363,6 +402,27 @@ export function parseStackConfig(raw: Readonly<Record<string, string>>, source: 
       problems.push(
         `${where("amiRegions")} lists the build region ${values.region as string}; it holds only the extra copy regions. ` +
           fix("amiRegions", JSON.stringify(regions.filter((r) => r !== values.region))),
+      );
+    }
+    const keyRegions = (values.regionKmsKeyIds as string[]).map((pair) => pair.slice(0, pair.indexOf("=")));
+    const keyFix = fix("regionKmsKeyIds", JSON.stringify(regions.map((r) => `${r}=alias/jira-images`)));
+    for (const region of keyRegions.filter((r, i) => keyRegions.indexOf(r) !== i || !regions.includes(r))) {
+      problems.push(
+        `${where("regionKmsKeyIds")} ${regions.includes(region) ? "repeats" : "names"} ${region}, ` +
+          `${regions.includes(region) ? "give one key per copy region" : "which is not in amiRegions (the build region's key is kmsKeyId)"}. ${keyFix}`,
+      );
+    }
+    if (values.kmsKeyId === "" && keyRegions.length > 0) {
+      problems.push(
+        `${where("kmsKeyId")} is required when regionKmsKeyIds is set, or the images in ${values.region as string} use aws/ebs. ` +
+          fix("kmsKeyId", SETTINGS.kmsKeyId.example),
+      );
+    }
+    const unkeyed = regions.filter((r) => !keyRegions.includes(r));
+    if (values.kmsKeyId !== "" && unkeyed.length > 0) {
+      problems.push(
+        `${where("regionKmsKeyIds")} names no key for ${unkeyed.join(", ")}: those copies would use aws/ebs and could not be shared ` +
+          `like the images in ${values.region as string}. ${keyFix}`,
       );
     }
     if ((values.subnetIds as string[]).length > 0 && values.vpcId === "") {

@@ -77,6 +77,14 @@ describe("stack config", () => {
     }
   });
 
+  it("takes a KMS key per region for images shared with other accounts", () => {
+    const arn = "arn:aws:kms:eu-central-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    const config = parseWith({ kmsKeyId: "alias/jira-images", amiRegions: '["eu-central-1"]', regionKmsKeyIds: JSON.stringify([`eu-central-1=${arn}`]) });
+    assert.equal(config.kmsKeyId, "alias/jira-images");
+    assert.deepEqual(config.regionKmsKeyIds, [`eu-central-1=${arn}`]);
+    assert.equal(parseWith({}).kmsKeyId, "");
+  });
+
   it("removes replaced images in dev only, and keeps them by default", () => {
     assert.equal(loadStackConfigFile(PROJECT_ROOT, "dev").deregisterReplacedImages, true);
     assert.equal(loadStackConfigFile(PROJECT_ROOT, "prod").deregisterReplacedImages, false);
@@ -128,6 +136,23 @@ describe("stack config", () => {
     it("root volume too small", () => assertConfigError({ rootVolumeSizeGb: "4" }, /jira-images:rootVolumeSizeGb must be an integer from 8/));
     it("tag without =", () => assertConfigError({ tags: '["CostCenter"]' }, /jira-images:tags must be a list of "Key=Value" strings/));
     it("tag overriding a lineage tag", () => assertConfigError({ tags: '["Stage=x"]' }, /overrides the program's own tag Stage/));
+    it("KMS key that Packer would refuse", () =>
+      assertConfigError({ kmsKeyId: "jira-images" }, /jira-images:kmsKeyId must be a KMS key ID, alias\/<name> or key ARN/));
+    it("copy-region key for a region that is not copied to", () =>
+      assertConfigError(
+        { kmsKeyId: "alias/jira-images", amiRegions: '["eu-central-1"]', regionKmsKeyIds: '["eu-central-1=alias/jira-images","us-east-1=alias/jira-images"]' },
+        /regionKmsKeyIds names us-east-1, which is not in amiRegions/,
+      ));
+    it("copy-region keys without a key for the build region", () =>
+      assertConfigError({ amiRegions: '["eu-central-1"]', regionKmsKeyIds: '["eu-central-1=alias/jira-images"]' }, /jira-images:kmsKeyId is required when regionKmsKeyIds is set/));
+    it("a KMS key for the build region but none for a copy region", () =>
+      assertConfigError(
+        { kmsKeyId: "alias/jira-images", amiRegions: '["eu-central-1","us-east-1"]', regionKmsKeyIds: '["eu-central-1=alias/jira-images"]' },
+        /regionKmsKeyIds names no key for us-east-1: those copies would use aws\/ebs and could not be shared/,
+        /Fix: write "jira-images:regionKmsKeyIds: \["eu-central-1=alias\/jira-images","us-east-1=alias\/jira-images"\]"/,
+      ));
+    it("copy-region key that is not region=key", () =>
+      assertConfigError({ regionKmsKeyIds: '["eu-central-1:alias/x"]' }, /jira-images:regionKmsKeyIds must be a list of "region=key" strings/));
     it("misspelt key, with a suggestion", () =>
       assertConfigError({ instanceCuont: "2" }, /jira-images:instanceCuont is not a setting of this project \(did you mean jira-images:instanceCount\?\)/, /Fix: pulumi config rm --stack dev jira-images:instanceCuont/));
     it("several problems at once, one line each", () => {

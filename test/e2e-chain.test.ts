@@ -60,7 +60,7 @@ describe("end to end: the program's own commands through the real runner and the
     assert.ok(existsSync(FAKE_PACKER), `the stand-in packer ${FAKE_PACKER} is missing`);
     root = makeCheckout();
     record = join(root, "fake-packer.jsonl");
-    const env = { ...process.env, PACKER_BIN: FAKE_PACKER, FAKE_PACKER_RECORD: record };
+    const env = { ...process.env, PACKER_BIN: FAKE_PACKER, FAKE_PACKER_RECORD: record, PKR_VAR_ssh_source_cidrs: '["192.0.2.10/32"]' };
     run = await runProgram({
       stack: "prod",
       projectRoot: root,
@@ -124,8 +124,9 @@ describe("end to end: the program's own commands through the real runner and the
     const jira = commandOf(run, "jira").inputs;
     const previous = executions.find((e) => e.stage === "jira")!.stdout.replace(/\n$/, "");
     const buildsBefore = readFileSync(record, "utf8");
-    // As the provider runs an update: /bin/sh -c <update>, previous stdout (newline trimmed) in the environment.
-    const update = await runAsProvider(jira.update, jira.dir, { ...process.env, PACKER_BIN: FAKE_PACKER, FAKE_PACKER_RECORD: record, PULUMI_COMMAND_STDOUT: previous });
+    // As the provider runs an update: /bin/sh -c <update> in the project root, previous stdout (newline trimmed) in the environment.
+    assert.equal(jira.dir, undefined);
+    const update = await runAsProvider(jira.update, root, { ...process.env, PACKER_BIN: FAKE_PACKER, FAKE_PACKER_RECORD: record, PULUMI_COMMAND_STDOUT: previous });
     assert.equal(update.code, 0, update.stderr);
     assert.deepEqual(parseStageStdout("jira", update.stdout), parseStageStdout("jira", previous));
     assert.equal(readFileSync(record, "utf8"), buildsBefore, "no packer process ran");

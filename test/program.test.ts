@@ -1,12 +1,12 @@
 import { readFileSync } from "node:fs";
 import { strict as assert } from "node:assert";
-import { join } from "node:path";
 import { loadStackConfigFile } from "../src/config.ts";
 import { SSM_POLICY_ARN } from "../src/instances.ts";
 import { REEMIT_PREVIOUS_RESULT, type ImageSummary } from "../src/pipeline.ts";
 import {
   PROJECT_ROOT,
   byType,
+  projectCopy,
   commandOf,
   commandVars,
   fakeAmi,
@@ -34,14 +34,11 @@ for (const stack of ["dev", "prod"] as const) {
       assert.deepEqual(byType(run, "command:local:Command").map((r) => r.name).sort(), ["base-build", `${custom}-build`, "jira-build"].sort());
     });
 
-    it("runs the stage runner directly (exec node) from the project root; an update only re-emits the result", () => {
+    it("runs the stage runner directly (exec node) by its project-relative path, no `dir`; an update only re-emits the result", () => {
       for (const stage of ["base", "jira", custom]) {
         const { inputs } = commandOf(run, stage);
-        assert.ok(
-          inputs.create.startsWith(`exec node --import tsx ${join(PROJECT_ROOT, "src/runner/cli.ts")} --stage ${stage} --template packer/`),
-          inputs.create,
-        );
-        assert.equal(inputs.dir, PROJECT_ROOT);
+        assert.ok(inputs.create.startsWith(`exec node --import tsx src/runner/cli.ts --stage ${stage} --template packer/`), inputs.create);
+        assert.equal("dir" in inputs, false, "the provider runs it in the project root");
         assert.equal(inputs.update, REEMIT_PREVIOUS_RESULT);
         assert.equal(inputs.addPreviousOutputInEnv, true);
         assert.equal(inputs.logging, "stderr");
@@ -52,13 +49,13 @@ for (const stack of ["dev", "prod"] as const) {
     it(`${config.deregisterReplacedImages ? "removes" : "keeps"} a stage's old images when it is rebuilt or destroyed`, () => {
       assert.equal(config.deregisterReplacedImages, stack === "dev", "dev removes old images, prod keeps them");
       for (const stage of ["base", "jira", custom]) {
-        const expected = stack === "dev" ? `exec node --import tsx ${join(PROJECT_ROOT, "src/runner/deregister-cli.ts")} --stage ${stage}` : undefined;
+        const expected = stack === "dev" ? `exec node --import tsx src/runner/deregister-cli.ts --stage ${stage}` : undefined;
         assert.equal(commandOf(run, stage).inputs.delete, expected, stage);
       }
     });
 
     it("passes exactly the contract's variables to each stage", () => {
-      const common = ["ami_regions", "build_instance_type", "inputs_hash", "region", "ssh_username", "stage"];
+      const common = ["ami_regions", "build_instance_type", "inputs_hash", "kms_key_id", "region", "region_kms_key_ids", "ssh_username", "stage"];
       const keys = (stage: string) => Object.keys(commandVars(commandOf(run, stage).inputs.create)).sort();
       assert.deepEqual(keys("base"), [...common, "source_ami", "source_ami_name_filter", "source_ami_owners"].sort());
       assert.deepEqual(keys("jira"), [...common, "jira_version", "source_ami"].sort());
@@ -67,6 +64,8 @@ for (const stack of ["dev", "prod"] as const) {
       assert.equal(base.source_ami, "");
       assert.equal(base.source_ami_owners, '["amazon"]');
       assert.equal(base.ami_regions, JSON.stringify(config.amiRegions));
+      assert.equal(base.kms_key_id, "");
+      assert.equal(base.region_kms_key_ids, "{}");
       const customVars = commandVars(commandOf(run, custom).inputs.create);
       assert.equal(customVars.chef_node, stack);
       assert.equal(customVars.environment, stack);
@@ -191,6 +190,25 @@ for (const stack of ["dev", "prod"] as const) {
     });
   });
 }
+
+describe("program state is independent of the checkout's folder (runtime mocks)", () => {
+  for (const stack of ["dev", "prod"]) {
+    it(`${stack}: two checkouts in different folders declare the same resources with the same inputs`, async () => {
+      const [first, second] = [projectCopy(), projectCopy()];
+      assert.notEqual(first, second);
+      // One program run at a time: the runtime mocks are global.
+      const a = await runProgram({ stack, projectRoot: first });
+      const b = await runProgram({ stack, projectRoot: second });
+      assert.equal(a.error, undefined, String(a.error));
+      assert.equal(b.error, undefined, String(b.error));
+      const shape = (run: ProgramRun) => run.resources.map((r) => ({ type: r.type, urn: r.urn, inputs: r.inputs }));
+      assert.ok(a.resources.length > 10, `only ${a.resources.length} resources`);
+      assert.deepEqual(shape(a), shape(b));
+      const text = JSON.stringify(shape(a));
+      for (const folder of [first, second, PROJECT_ROOT]) assert.equal(text.includes(folder), false, `an input names ${folder}`);
+    });
+  }
+});
 
 describe("program edge cases (runtime mocks)", () => {
   it("preview: declares everything with unknown AMIs, parses no stdout, keeps trigger names readable", async () => {

@@ -1,16 +1,34 @@
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PROJECT, readStackFileConfig } from "../../src/config.ts";
 import * as debuggable from "@pulumi/pulumi/runtime/debuggable.js";
 import type { StageResult } from "../../src/runner/result.ts";
 import { stageCommandName } from "../../src/stages.ts";
+import { jiraInstaller } from "../../stages/jira.ts";
+import { copyPackerFolder } from "./packer-copy.ts";
+import { tempDir } from "./temp-dir.ts";
 
 // Internal to the SDK (absent from its types): clears the record of promises a failed program left pending.
 const { leakedPromises } = debuggable as unknown as { leakedPromises(): unknown };
 
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/** What the tests put where a `git lfs pull` puts the Jira installer (not a pointer, not empty). */
+export const STAND_IN_INSTALLER = "stand-in Jira installer, not an LFS pointer\n";
+
+/**
+ * A checkout of what the program reads (packer/) in a fresh folder, with a stand-in installer of
+ * `jiraVersion` unless `installer` is false: like a clone after `git lfs pull` (or before it).
+ */
+export function projectCopy(options: { installer?: boolean; jiraVersion?: string } = {}): string {
+  const root = tempDir("program-");
+  copyPackerFolder(PROJECT_ROOT, root);
+  if (options.installer ?? true) writeFileSync(join(root, jiraInstaller(options.jiraVersion ?? "9.12.15")), STAND_IN_INSTALLER);
+  return root;
+}
 
 export interface RecordedResource {
   type: string;
@@ -81,11 +99,19 @@ export interface RunOptions {
   without?: string[];
   /**
    * The Command's stdout; defaults to what the runner prints for the stage's regions. May run
-   * the command for real (`dir` is the command's working directory).
+   * the command for real in `cwd`, where the provider would: its `dir`, else the project root.
    */
-  stdout?: (stage: string, create: string, dir: string) => string | Promise<string>;
+  stdout?: (stage: string, create: string, cwd: string) => string | Promise<string>;
+  /** Defaults to a checkout with the installer (projectCopy), shared by the runs of a process. */
   projectRoot?: string;
+  /** The program's environment; defaults to BUILDER_ENV. */
+  env?: NodeJS.ProcessEnv;
 }
+
+/** What a user exports before an `up` (README: Set-up): the builder's own address. */
+export const BUILDER_ENV: NodeJS.ProcessEnv = { PKR_VAR_ssh_source_cidrs: '["192.0.2.10/32"]' };
+
+let sharedCheckout: string | undefined;
 
 // `any`: the SDK's mock monitor handles untyped gRPC request and response objects.
 type Monitor = { registerResource(req: any, cb: (err: unknown, res: any) => void): Promise<void> };
@@ -104,7 +130,7 @@ async function settle(value: unknown): Promise<{ known: boolean; value: unknown 
  * program's own defaults are), and returns every registered resource and the stack outputs.
  */
 export async function runProgram(options: RunOptions): Promise<ProgramRun> {
-  const projectRoot = options.projectRoot ?? PROJECT_ROOT;
+  const projectRoot = options.projectRoot ?? (sharedCheckout ??= projectCopy());
   const raw = { ...readStackFileConfig(PROJECT_ROOT, options.stack), ...options.config };
   for (const key of options.without ?? []) delete raw[key];
   const regions = [raw[`${PROJECT}:region`]!, ...JSON.parse(raw[`${PROJECT}:amiRegions`] ?? "[]")] as string[];
@@ -119,7 +145,7 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
         if (args.type === "command:local:Command") {
           // In a preview the command does not run: its stdout stays unknown.
           if (options.preview) return { id: undefined as unknown as string, state: args.inputs };
-          const out = await stdout(stageOf(args.inputs.create), args.inputs.create, args.inputs.dir);
+          const out = await stdout(stageOf(args.inputs.create), args.inputs.create, args.inputs.dir ?? projectRoot);
           return { id, state: { ...args.inputs, stdout: out, stderr: "" } };
         }
         if (args.type === "aws:ec2/instance:Instance") {
@@ -159,7 +185,7 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
   const { default: jiraImages } = await import("../../index.ts");
   const run: ProgramRun = { resources, calls, outputs: {} };
   try {
-    const outputs = jiraImages({ projectRoot });
+    const outputs = jiraImages({ projectRoot, env: options.env ?? BUILDER_ENV });
     for (const [key, value] of Object.entries(outputs)) run.outputs[key] = await settle(value);
   } catch (err) {
     run.error = err;
