@@ -85,7 +85,9 @@ describe("git-lfs installers: a checkout without `git lfs pull` is stopped by th
       [
         "#!/bin/sh",
         'case " $* " in',
-        '  *" version "*) printf \'1700000000,,version,1.6.6\\n1700000000,,version-prerelease,\\n1700000000,,ui,say,Packer v1.6.6\\n\'; exit 0 ;;',
+        // A Packer the templates accept (packer/plugins.pkr.hcl's required_version), so init runs too.
+        '  *" version "*) printf \'1700000000,,version,1.11.2\\n1700000000,,version-prerelease,\\n1700000000,,ui,say,Packer v1.11.2\\n\'; exit 0 ;;',
+        '  *" init "*) exit 0 ;;',
         `  *" build "*) : > "${buildMarker}"; exit 1 ;;`,
         "esac",
         "exit 2",

@@ -3,7 +3,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { JiraImagesError } from "../errors.ts";
 import { LFS_POINTER_MAX_BYTES, readLfsPointer, type LfsPointer } from "../lfs.ts";
 import type { RunnerArgs } from "./args.ts";
-import { containsCredential } from "./redact.ts";
+import { containsCredential, MIN_SECRET_LENGTH, secretVarEnvName } from "./redact.ts";
 
 /** What the build needs to know about the template, found before any money is spent. */
 export interface Template {
@@ -19,6 +19,8 @@ export interface Template {
   requiredPluginsDir?: string;
   /** The `required_plugins` block sits in the template dir itself (Packer < 1.7 cannot load it). */
   requiredPluginsInTemplate: boolean;
+  /** `packer { required_version = "..." }` of the template dir or, failing that, of its parent. */
+  requiredVersion?: { constraint: string; file: string };
 }
 
 function fail(code: string, message: string): never {
@@ -87,6 +89,16 @@ function jsonDeclaresVariable(text: string, name: string): boolean {
   );
 }
 
+const REQUIRED_VERSION = /^\s*required_version\s*=\s*"([^"]*)"/m;
+
+async function hclRequiredVersion(dir: string): Promise<{ constraint: string; file: string } | undefined> {
+  for (const file of (await templateFilesIn(dir)).filter((f) => HCL_TEMPLATE.test(f))) {
+    const constraint = REQUIRED_VERSION.exec(await readFile(file, "utf8"))?.[1];
+    if (constraint !== undefined) return { constraint, file };
+  }
+  return undefined;
+}
+
 async function hclFilesHaveRequiredPlugins(dir: string): Promise<boolean> {
   const files = (await templateFilesIn(dir)).filter((f) => HCL_TEMPLATE.test(f));
   for (const file of files) {
@@ -127,6 +139,7 @@ export async function inspectTemplate(templateArg: string, cwd: string): Promise
   let requiredPluginsDir: string | undefined;
   if (requiredPluginsInTemplate) requiredPluginsDir = dir;
   else if (await hclFilesHaveRequiredPlugins(dirname(dir))) requiredPluginsDir = dirname(dir);
+  const requiredVersion = (await hclRequiredVersion(dir)) ?? (await hclRequiredVersion(dirname(dir)));
   return {
     buildPath: path,
     dir,
@@ -134,6 +147,7 @@ export async function inspectTemplate(templateArg: string, cwd: string): Promise
     declaresManifestPath,
     requiredPluginsInTemplate,
     ...(requiredPluginsDir !== undefined ? { requiredPluginsDir } : {}),
+    ...(requiredVersion !== undefined ? { requiredVersion } : {}),
   };
 }
 
@@ -226,6 +240,34 @@ function checkVars(vars: RunnerArgs["vars"]): void {
   }
 }
 
+/**
+ * A secret variable comes from the environment only: on the command line its value would be in
+ * Pulumi's state, and in a var file the runner could not know it to redact it.
+ */
+function checkSecretVars(args: RunnerArgs, env: NodeJS.ProcessEnv): void {
+  for (const name of args.secretVars) {
+    const envName = secretVarEnvName(name);
+    if (args.vars.some(([key]) => key === name)) {
+      fail(
+        "SECRET_VAR_INVALID",
+        `--secret-var ${name} is also given as --var ${name}=…, which puts its value on the command line (and in Pulumi's state); ` +
+          `drop the --var and set ${envName} in the environment`,
+      );
+    }
+    const value = env[envName];
+    if (value === undefined || value === "") {
+      fail("SECRET_VAR_INVALID", `--secret-var ${name}: ${envName} is not set; set the secret in the environment as ${envName}`);
+    }
+    if (value.length < MIN_SECRET_LENGTH) {
+      fail(
+        "SECRET_VAR_INVALID",
+        `--secret-var ${name}: the value of ${envName} is shorter than ${MIN_SECRET_LENGTH} characters, too short to redact ` +
+          "by value without mangling the log; use a longer secret",
+      );
+    }
+  }
+}
+
 async function checkVarFile(file: string, cwd: string): Promise<string> {
   const path = resolve(cwd, file);
   const info = await statOrNull(path);
@@ -249,8 +291,9 @@ export interface Preflight {
  * Everything that can be checked before `packer build` starts. Throws a `JiraImagesError` with a
  * stable code; the git-lfs check lists every pointer found, not just the first.
  */
-export async function preflight(args: RunnerArgs, cwd: string): Promise<Preflight> {
+export async function preflight(args: RunnerArgs, cwd: string, env: NodeJS.ProcessEnv = {}): Promise<Preflight> {
   checkVars(args.vars);
+  checkSecretVars(args, env);
   const template = await inspectTemplate(args.template, cwd);
   const varFiles: string[] = [];
   for (const file of args.varFiles) varFiles.push(await checkVarFile(file, cwd));
