@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, posix } from "node:path";
 import { JiraImagesError } from "./errors.ts";
 import { contentSha256Sync } from "./lfs.ts";
@@ -48,21 +48,44 @@ export function installerPin(pins: InstallerPins, installer: string): string | u
   return pins.get(posix.basename(installer));
 }
 
+/** What is wrong with an installer's pin, as the program's preflight reports it. */
+export interface InstallerPinProblem {
+  code: "INSTALLER_NOT_PINNED" | "INSTALLER_CHECKSUM_MISMATCH";
+  problem: string;
+  fix: string;
+}
+
 /**
- * Stops a build that would fail on the build instance anyway: the installer in the checkout (or the
- * oid of its git-lfs pointer, the SHA-256 of the real file) differs from its pin. An installer not
- * there yet, or not pinned yet, is left to the stage's own checks.
+ * A build that would fail for sure: the installer has no pin (the jira template refuses to start),
+ * or the installer in the checkout, or the oid of its git-lfs pointer (the SHA-256 of the real
+ * file), differs from its pin (the build instance's check would fail). An installer missing or
+ * empty is the preflight's other problem.
  */
-export function checkInstallerPin(projectRoot: string, installer: string, pin: string | undefined): void {
-  const path = join(projectRoot, installer);
-  if (pin === undefined || !existsSync(path)) return;
-  const actual = contentSha256Sync(path);
-  if (actual !== pin) {
-    throw new JiraImagesError(
-      "INSTALLER_CHECKSUM_MISMATCH",
-      `${installer} has SHA-256 ${actual}, but ${INSTALLER_CHECKSUMS} pins ${pin}. ` +
-        `Fix: put back the installer Atlassian published for that checksum, or (after checking the new one against ` +
-        `Atlassian's published SHA-256) update its line in ${INSTALLER_CHECKSUMS}`,
-    );
+export function installerPinProblem(projectRoot: string, installer: string, pins: InstallerPins): InstallerPinProblem | undefined {
+  const pin = installerPin(pins, installer);
+  const name = posix.basename(installer);
+  if (pin === undefined) {
+    return {
+      code: "INSTALLER_NOT_PINNED",
+      problem: `has no pinned SHA-256 in ${INSTALLER_CHECKSUMS}`,
+      fix: `add the line "<sha256>  ${name}" to ${INSTALLER_CHECKSUMS} with the SHA-256 Atlassian publishes for the download (README: Installers (git-lfs))`,
+    };
   }
+  const path = join(projectRoot, installer);
+  let info;
+  try {
+    info = statSync(path, { throwIfNoEntry: false });
+  } catch {
+    return undefined; // a link loop: the preflight reports the installer as missing
+  }
+  if (!info?.isFile() || info.size === 0) return undefined;
+  const actual = contentSha256Sync(path);
+  if (actual === pin) return undefined;
+  return {
+    code: "INSTALLER_CHECKSUM_MISMATCH",
+    problem: `has SHA-256 ${actual}, but ${INSTALLER_CHECKSUMS} pins ${pin}`,
+    fix:
+      "put back the installer Atlassian published for that checksum, or (after checking the new one against " +
+      `Atlassian's published SHA-256) update its line in ${INSTALLER_CHECKSUMS}`,
+  };
 }

@@ -1,5 +1,5 @@
 import type { StackConfig } from "../src/config.ts";
-import { checkInstallerPin, installerPin, readInstallerPins, type InstallerPins } from "../src/installer-checksums.ts";
+import { readInstallerPins, type InstallerPins } from "../src/installer-checksums.ts";
 import { realTemplateFs, validateStages, type StageDefinition } from "../src/stages.ts";
 import { baseStage } from "./base.ts";
 import { jiraStage } from "./jira.ts";
@@ -13,15 +13,7 @@ export function declareStages(config: StackConfig, pins: InstallerPins = new Map
   return [baseStage(config), jiraStage(config, pins), customStage(config)];
 }
 
-/**
- * The stack's stages checked against the files under `projectRoot`, parents first. An installer
- * that contradicts its pin stops the program here, before any build.
- */
+/** The stack's stages checked against the templates under `projectRoot`, parents first. */
 export function stackStages(config: StackConfig, projectRoot: string): StageDefinition[] {
-  const pins = readInstallerPins(projectRoot);
-  const stages = validateStages(declareStages(config, pins), realTemplateFs(projectRoot));
-  for (const installer of stages.flatMap((stage) => stage.installers)) {
-    checkInstallerPin(projectRoot, installer, installerPin(pins, installer));
-  }
-  return stages;
+  return validateStages(declareStages(config, readInstallerPins(projectRoot)), realTemplateFs(projectRoot));
 }

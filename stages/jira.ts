@@ -7,6 +7,11 @@ export function jiraInstaller(version: string): string {
   return `packer/files/atlassian-jira-software-${version}.tar.gz`;
 }
 
+/** Where Atlassian publishes that installer (Jira Software, Linux, TAR.GZ archive). */
+export function jiraInstallerUrl(version: string): string {
+  return `https://www.atlassian.com/software/jira/downloads/binary/atlassian-jira-software-${version}.tar.gz`;
+}
+
 /**
  * Jira base image: Jira installed and configured in general (first Chef run, role jira-base).
  * The installer's pin goes to the template, which refuses to start without one and checks the
@@ -20,6 +25,7 @@ export function jiraStage(config: StackConfig, pins: InstallerPins): StageDefini
     template: "packer/jira",
     workspace: ["packer/chef"],
     installers: [installer],
+    installerSource: `Jira Software ${config.jiraVersion} (TAR.GZ archive) from ${jiraInstallerUrl(config.jiraVersion)} (all versions: https://www.atlassian.com/software/jira/download-archives)`,
     scanInputs: ["packer/files"],
     varFiles: [],
     vars: {

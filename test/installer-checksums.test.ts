@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { loadStackConfigFile } from "../src/config.ts";
 import { INSTALLER_CHECKSUMS, parseSha256Sums, readInstallerPins } from "../src/installer-checksums.ts";
+import { describeProblem, stackPreflight } from "../src/preflight.ts";
 import { stackStages } from "../stages/index.ts";
 import { copyPackerFolder } from "./helpers/packer-copy.ts";
 import { PROJECT_ROOT } from "./helpers/pulumi-mocks.ts";
@@ -14,15 +15,6 @@ const INSTALLER = "atlassian-jira-software-9.12.15.tar.gz";
 const CONTENT = "stand-in Jira 9.12.15 installer\n";
 const SHA = createHash("sha256").update(CONTENT).digest("hex");
 const OTHER = "ab".repeat(32);
-
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return (error as { code?: string }).code;
-  }
-  return undefined;
-}
 
 /** A project root with the real packer/ (installers aside), a SHA256SUMS and maybe an installer. */
 function project(sums: string | undefined, installer?: string): string {
@@ -60,16 +52,33 @@ describe("installer checksums (packer/files/SHA256SUMS)", () => {
     assert.equal(jira(project(undefined)).vars.jira_installer_sha256, "");
   });
 
-  it("stops the program before any build when the installer contradicts its pin, also as a git-lfs pointer", () => {
+  it("stops an up before anything is built when the installer is not pinned or contradicts its pin, also as a git-lfs pointer", () => {
     const config = loadStackConfigFile(PROJECT_ROOT, "dev");
-    assert.equal(code(() => stackStages(config, project(`${SHA}  ${INSTALLER}\n`, CONTENT))), undefined);
-    assert.throws(
-      () => stackStages(config, project(`${OTHER}  ${INSTALLER}\n`, CONTENT)),
-      new RegExp(`^JiraImagesError: INSTALLER_CHECKSUM_MISMATCH: packer/files/${INSTALLER.replace(/\./g, "\\.")} has SHA-256 ${SHA}, but packer/files/SHA256SUMS pins ${OTHER}`),
-    );
+    const env = { PKR_VAR_ssh_source_cidrs: '["203.0.113.7/32"]' };
+    const problems = (root: string) =>
+      stackPreflight(stackStages(config, root), root, env).map((p) => ({ code: p.code, line: describeProblem(p) }));
+    assert.deepEqual(problems(project(`${SHA}  ${INSTALLER}\n`, CONTENT)), []);
+    const file = `packer/files/${INSTALLER}`;
+    assert.deepEqual(problems(project(`${OTHER}  ${INSTALLER}\n`, CONTENT)), [
+      {
+        code: "INSTALLER_CHECKSUM_MISMATCH",
+        line:
+          `INSTALLER_CHECKSUM_MISMATCH ${file} (stage jira): has SHA-256 ${SHA}, but packer/files/SHA256SUMS pins ${OTHER}; ` +
+          "put back the installer Atlassian published for that checksum, or (after checking the new one against Atlassian's published SHA-256) update its line in packer/files/SHA256SUMS",
+      },
+    ]);
+    assert.deepEqual(problems(project(undefined, CONTENT)), [
+      {
+        code: "INSTALLER_NOT_PINNED",
+        line:
+          `INSTALLER_NOT_PINNED ${file} (stage jira): has no pinned SHA-256 in packer/files/SHA256SUMS; ` +
+          `add the line "<sha256>  ${INSTALLER}" to packer/files/SHA256SUMS with the SHA-256 Atlassian publishes for the download (README: Installers (git-lfs))`,
+      },
+    ]);
     const pointer = (oid: string) => `version https://git-lfs.github.com/spec/v1\noid sha256:${oid}\nsize 512000000\n`;
-    assert.equal(code(() => stackStages(config, project(`${SHA}  ${INSTALLER}\n`, pointer(SHA)))), undefined);
-    assert.equal(code(() => stackStages(config, project(`${SHA}  ${INSTALLER}\n`, pointer(OTHER)))), "INSTALLER_CHECKSUM_MISMATCH");
+    assert.deepEqual(problems(project(`${SHA}  ${INSTALLER}\n`, pointer(SHA))).map((p) => p.code), ["LFS_POINTER"]);
+    assert.deepEqual(problems(project(`${SHA}  ${INSTALLER}\n`, pointer(OTHER))).map((p) => p.code), ["LFS_POINTER", "INSTALLER_CHECKSUM_MISMATCH"]);
+    assert.deepEqual(problems(project(undefined)).map((p) => p.code), ["REQUIRED_FILE_MISSING", "INSTALLER_NOT_PINNED"]);
   });
 });
 

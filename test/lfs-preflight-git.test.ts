@@ -41,7 +41,8 @@ describe("git-lfs installers: a checkout without `git lfs pull` is stopped by th
         "--require", join(clone, INSTALLER),
         "--log-dir", join(scratch, "logs"),
       ],
-      { cwd: root, reject: false, env: { PACKER_BIN: fakePacker, CHECKPOINT_DISABLE: "1" } },
+      // The builder's own address, as a user exports it (README: Set-up).
+      { cwd: root, reject: false, env: { PACKER_BIN: fakePacker, CHECKPOINT_DISABLE: "1", PKR_VAR_ssh_source_cidrs: '["203.0.113.7/32"]' } },
     );
   }
 

@@ -1,9 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PROJECT, readStackFileConfig } from "../../src/config.ts";
+import { INSTALLER_CHECKSUMS } from "../../src/installer-checksums.ts";
 import * as debuggable from "@pulumi/pulumi/runtime/debuggable.js";
 import type { StageResult } from "../../src/runner/result.ts";
 import { stageCommandName } from "../../src/stages.ts";
@@ -21,12 +22,15 @@ export const STAND_IN_INSTALLER = "stand-in Jira installer, not an LFS pointer\n
 
 /**
  * A checkout of what the program reads (packer/) in a fresh folder, with a stand-in installer of
- * `jiraVersion` unless `installer` is false: like a clone after `git lfs pull` (or before it).
+ * `jiraVersion` and its pin in packer/files/SHA256SUMS unless `installer` is false: like a clone
+ * after `git lfs pull` (or before it, with the pin committed).
  */
 export function projectCopy(options: { installer?: boolean; jiraVersion?: string } = {}): string {
   const root = tempDir("program-");
   copyPackerFolder(PROJECT_ROOT, root);
-  if (options.installer ?? true) writeFileSync(join(root, jiraInstaller(options.jiraVersion ?? "9.12.15")), STAND_IN_INSTALLER);
+  const installer = jiraInstaller(options.jiraVersion ?? "9.12.15");
+  writeFileSync(join(root, INSTALLER_CHECKSUMS), `${createHash("sha256").update(STAND_IN_INSTALLER).digest("hex")}  ${basename(installer)}\n`);
+  if (options.installer ?? true) writeFileSync(join(root, installer), STAND_IN_INSTALLER);
   return root;
 }
 
@@ -102,8 +106,16 @@ export interface RunOptions {
    * the command for real in `cwd`, where the provider would: its `dir`, else the project root.
    */
   stdout?: (stage: string, create: string, cwd: string) => string | Promise<string>;
+  /** Defaults to a checkout with the installer (projectCopy), shared by the runs of a process. */
   projectRoot?: string;
+  /** The program's environment; defaults to BUILDER_ENV. */
+  env?: NodeJS.ProcessEnv;
 }
+
+/** What a user exports before an `up` (README: Set-up): the builder's own address. */
+export const BUILDER_ENV: NodeJS.ProcessEnv = { PKR_VAR_ssh_source_cidrs: '["192.0.2.10/32"]' };
+
+let sharedCheckout: string | undefined;
 
 // `any`: the SDK's mock monitor handles untyped gRPC request and response objects.
 type Monitor = { registerResource(req: any, cb: (err: unknown, res: any) => void): Promise<void> };
@@ -122,7 +134,7 @@ async function settle(value: unknown): Promise<{ known: boolean; value: unknown 
  * program's own defaults are), and returns every registered resource and the stack outputs.
  */
 export async function runProgram(options: RunOptions): Promise<ProgramRun> {
-  const projectRoot = options.projectRoot ?? PROJECT_ROOT;
+  const projectRoot = options.projectRoot ?? (sharedCheckout ??= projectCopy());
   const raw = { ...readStackFileConfig(PROJECT_ROOT, options.stack), ...options.config };
   for (const key of options.without ?? []) delete raw[key];
   const regions = [raw[`${PROJECT}:region`]!, ...JSON.parse(raw[`${PROJECT}:amiRegions`] ?? "[]")] as string[];
@@ -177,7 +189,7 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
   const { default: jiraImages } = await import("../../index.ts");
   const run: ProgramRun = { resources, calls, outputs: {} };
   try {
-    const outputs = jiraImages({ projectRoot });
+    const outputs = jiraImages({ projectRoot, env: options.env ?? BUILDER_ENV });
     for (const [key, value] of Object.entries(outputs)) run.outputs[key] = await settle(value);
   } catch (err) {
     run.error = err;
