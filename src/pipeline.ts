@@ -1,9 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { local } from "@pulumi/command";
-import { join } from "node:path";
 import { JiraImagesError } from "./errors.ts";
 import { shellQuote } from "./shell.ts";
-import { parseStageStdout, type StageResult } from "./runner/result.ts";
+import { amiInRegion, parseStageStdout, type StageResult } from "./runner/result.ts";
 import { NO_PARENT, contentTriggers, parentAmiTrigger, stageInputs, triggerEntries, type StageInputs } from "./inputs-hash.ts";
 import { stageCommandName, type StageDefinition, type VarValue } from "./stages.ts";
 
@@ -13,14 +12,22 @@ function varValue(value: VarValue): string {
 
 /**
  * The command's `update`. Everything that changes an image is in the triggers, and a trigger
- * change replaces the command (a fresh `create`, i.e. a build). Any other input change (runner
- * flags, the timeout, the checkout's path in `create` and `dir`) is an update, which must not
- * rebuild: it re-emits the previous result, which the provider passes in PULUMI_COMMAND_STDOUT.
+ * change replaces the command (a fresh `create`, i.e. a build). Any other input change (the
+ * timeout, the deregistration flag) is an update, which must not rebuild: it re-emits the
+ * previous result, which the provider passes in PULUMI_COMMAND_STDOUT.
  */
 export const REEMIT_PREVIOUS_RESULT = `printf '%s\\n' "$PULUMI_COMMAND_STDOUT"`;
 
+/**
+ * Scripts of the stage commands, relative to the project root. The provider runs a command with
+ * no `dir` in its own working directory, which the engine sets to the project root (the folder of
+ * Pulumi.yaml). No input may name the checkout's path: the provider runs the *old* command's
+ * `delete` with the old inputs, and any input change blanks the stage's outputs in a preview.
+ */
+export const RUNNER_SCRIPT = "src/runner/cli.ts";
+export const DEREGISTER_SCRIPT = "src/runner/deregister-cli.ts";
+
 export interface RunnerInvocation {
-  projectRoot: string;
   stage: StageDefinition;
   inputsHash: string;
   /** The parent's AMI for a child stage (becomes `--var source_ami=...`). */
@@ -30,8 +37,8 @@ export interface RunnerInvocation {
 
 /**
  * The create command of a stage: the runner as the provider's direct child (`exec`, so that a
- * cancel that kills the child reaches the runner, which then stops Packer cleanly). Paths other
- * than the runner's are relative to the command's `dir`, the project root.
+ * cancel that kills the child reaches the runner, which then stops Packer cleanly). Every path is
+ * relative to the project root, where the provider runs it.
  */
 function runnerCommand(inv: RunnerInvocation): string {
   const { stage } = inv;
@@ -46,8 +53,7 @@ function runnerCommand(inv: RunnerInvocation): string {
   for (const p of [...stage.workspace, ...stage.scanInputs]) args.push("--input", p);
   for (const f of stage.installers) args.push("--require", f);
   args.push("--timeout", String(inv.timeoutSeconds));
-  const runner = join(inv.projectRoot, "src", "runner", "cli.ts");
-  return ["exec", "node", "--import", "tsx", runner, ...args].map(shellQuote).join(" ");
+  return ["exec", "node", "--import", "tsx", RUNNER_SCRIPT, ...args].map(shellQuote).join(" ");
 }
 
 /**
@@ -55,17 +61,13 @@ function runnerCommand(inv: RunnerInvocation): string {
  * new image exists) or destroyed, with the old result in PULUMI_COMMAND_STDOUT. It fails when an
  * image cannot be removed, which keeps the old command in state so that the next `up` retries.
  */
-function deregisterCommand(projectRoot: string, stage: string): string {
-  const cli = join(projectRoot, "src", "runner", "deregister-cli.ts");
-  return ["exec", "node", "--import", "tsx", cli, "--stage", stage].map(shellQuote).join(" ");
+function deregisterCommand(stage: string): string {
+  return ["exec", "node", "--import", "tsx", DEREGISTER_SCRIPT, "--stage", stage].map(shellQuote).join(" ");
 }
 
-/**
- * The AMI of a build in one region, picked by region name: Packer sorts the regions of an
- * artifact, so "the first one" is the alphabetically first, not the build region.
- */
-function amiInRegion(stage: string, result: StageResult, region: string): string {
-  const ami = result.amis[region] ?? (result.region === region ? result.amiId : undefined);
+/** The AMI of a build in the region the next stage and the instances use, or a clear error. */
+function requireAmiInRegion(stage: string, result: StageResult, region: string): string {
+  const ami = amiInRegion(result, region);
   if (ami === undefined) {
     throw new JiraImagesError(
       "STAGE_OUTPUT_INVALID",
@@ -77,6 +79,7 @@ function amiInRegion(stage: string, result: StageResult, region: string): string
 
 export interface StageArgs {
   definition: StageDefinition;
+  /** Where the stage's files are read for its input hashes; never part of a resource input. */
   projectRoot: string;
   /** The region whose AMI the next stage and the instances use. */
   region: string;
@@ -107,7 +110,7 @@ export class ImageStage extends pulumi.ComponentResource {
     this.parentAmi = args.parent ? args.parent.amiId : pulumi.output(NO_PARENT);
 
     const command = (sourceAmi?: string) =>
-      runnerCommand({ projectRoot, stage: definition, inputsHash: this.inputs.inputsHash, sourceAmi, timeoutSeconds: args.timeoutSeconds });
+      runnerCommand({ stage: definition, inputsHash: this.inputs.inputsHash, sourceAmi, timeoutSeconds: args.timeoutSeconds });
     const create = args.parent ? args.parent.amiId.apply(command) : command();
 
     this.command = new local.Command(
@@ -116,8 +119,7 @@ export class ImageStage extends pulumi.ComponentResource {
         create,
         update: REEMIT_PREVIOUS_RESULT,
         // Not a trigger: turning it on or off is an update, which rebuilds nothing.
-        delete: args.deregisterReplacedImages ? deregisterCommand(projectRoot, definition.name) : undefined,
-        dir: projectRoot,
+        delete: args.deregisterReplacedImages ? deregisterCommand(definition.name) : undefined,
         // One element per named input, each known on its own: a preview names what changed even
         // while the parent's new AMI is still unknown.
         triggers: [...contentTriggers(this.inputs), this.parentAmi.apply(parentAmiTrigger)],
@@ -131,7 +133,7 @@ export class ImageStage extends pulumi.ComponentResource {
     );
 
     this.result = this.command.stdout.apply((stdout) => parseStageStdout(definition.name, stdout));
-    this.amiId = this.result.apply((result) => amiInRegion(definition.name, result, args.region));
+    this.amiId = this.result.apply((result) => requireAmiInRegion(definition.name, result, args.region));
     this.registerOutputs({ amiId: this.amiId, result: this.result });
   }
 }

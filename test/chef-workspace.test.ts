@@ -162,6 +162,51 @@ describe("Chef workspace (packer/chef)", function () {
     }
   });
 
+  describe("launch-env.sh (reads launch.env as data)", function () {
+    const library = join(cookbooksDir, "jira", "files", "launch-env.sh");
+    let scratch: string;
+
+    beforeEach(async function () {
+      scratch = await mkdtemp(join(tmpdir(), "launch-env-"));
+    });
+
+    afterEach(async function () {
+      await rm(scratch, { recursive: true, force: true });
+    });
+
+    async function get(content: string, key: string) {
+      const file = join(scratch, "launch.env");
+      await writeFile(file, content);
+      return execa("bash", ["-c", `. "$1"; launch_env_get "$2" "$3"`, "bash", library, file, key], { reject: false });
+    }
+
+    it("returns the value verbatim after the first '=', query strings and shell syntax included", async function () {
+      const values = [
+        "https://jira.example.com/?a=1&b=2",
+        "https://jira.example.com/;touch>/tmp/x",
+        "$(id) `id` ${HOME} 'single' \"double\" \\back",
+        "a=b=c",
+        "  spaced  ",
+        "",
+      ];
+      for (const value of values) {
+        const result = await get(`JIRA_ENVIRONMENT=dev\nJIRA_BASE_URL=${value}\n`, "JIRA_BASE_URL");
+        assert.equal(result.exitCode, 0, result.stderr);
+        assert.equal(result.stdout, value);
+      }
+      assert.equal((await get("JIRA_BASE_URL=https://x.example.com", "JIRA_BASE_URL")).stdout, "https://x.example.com", "no final newline");
+    });
+
+    it("matches keys exactly, lets the last line win, and says 1 for a missing key or file", async function () {
+      const content = "# comment\nJIRA_BASE_URL_OLD=old\nXJIRA_BASE_URL=x\nJIRA_BASE_URL=first\nJIRA_BASE_URL=second\n";
+      assert.equal((await get(content, "JIRA_BASE_URL")).stdout, "second");
+      assert.equal((await get(content, "JIRA_CLUSTER")).exitCode, 1);
+      assert.equal((await get(content, "JIRA_BASE_UR")).exitCode, 1);
+      const missing = await execa("bash", ["-c", `. "$1"; launch_env_get "$2" KEY`, "bash", library, join(scratch, "none")], { reject: false });
+      assert.equal(missing.exitCode, 1);
+    });
+  });
+
   describe("jira-db-secret (renders dbconfig.xml at service start)", function () {
     let scratch: string;
     let configDir: string;
@@ -204,7 +249,9 @@ describe("Chef workspace (packer/chef)", function () {
       await writeFile(
         fakeAws,
         `#!/bin/sh\nprintf '%s\\n' "$*" >> "${join(scratch, "aws-calls")}"\n` +
-          `[ -n "$FAKE_AWS_FAIL" ] && { echo "AccessDenied" >&2; exit 254; }\nprintf '%s\\n' '${password.replace(/'/g, `'\\''`)}'\n`,
+          `[ -n "$FAKE_AWS_FAIL" ] && { echo "AccessDenied" >&2; exit 254; }\n` +
+          `[ -n "$FAKE_SECRET" ] && { printf '%s\\n' "$FAKE_SECRET"; exit 0; }\n` +
+          `printf '%s\\n' '${password.replace(/'/g, `'\\''`)}'\n`,
       );
       await chmod(fakeAws, 0o755);
     });
@@ -238,6 +285,60 @@ describe("Chef workspace (packer/chef)", function () {
       assert.equal(result.exitCode, 0, result.stderr);
       const calls = await readFile(join(scratch, "aws-calls"), "utf8");
       assert.equal(calls.trim(), "secretsmanager get-secret-value --secret-id jira/prod/db --query SecretString --output text");
+    });
+
+    async function passwordWritten(): Promise<string> {
+      const written = await readFile(join(home, "dbconfig.xml"), "utf8");
+      const match = /<password>(.*)<\/password>/.exec(written);
+      assert.ok(match, written);
+      return match[1]!;
+    }
+
+    it("takes the password field of a Secrets Manager secret stored as JSON (key/value or RDS-managed)", async function () {
+      await writeFile(join(configDir, "launch.env"), "JIRA_DB_PASSWORD_STORE=secretsmanager\nJIRA_DB_PASSWORD_NAME=rds!db-1\n");
+      const rds = JSON.stringify({ username: "jira", password: `s3&cr"et{}`, engine: "postgres", port: 5432 });
+      const result = await runHelper({ FAKE_SECRET: rds });
+      assert.equal(result.exitCode, 0, result.stderr);
+      assert.equal(await passwordWritten(), "s3&amp;cr&quot;et{}");
+    });
+
+    it("keeps a plain-string Secrets Manager secret whole, even one that starts with a brace", async function () {
+      await writeFile(join(configDir, "launch.env"), "JIRA_DB_PASSWORD_STORE=secretsmanager\n");
+      for (const secret of ["plain-Passw0rd", "{not json", "12345"]) {
+        const result = await runHelper({ FAKE_SECRET: secret });
+        assert.equal(result.exitCode, 0, result.stderr);
+        assert.equal(await passwordWritten(), secret.replace(/&/g, "&amp;"));
+      }
+    });
+
+    it("fails, writing nothing, on a JSON secret without a password field", async function () {
+      await writeFile(join(configDir, "launch.env"), "JIRA_DB_PASSWORD_STORE=secretsmanager\nJIRA_DB_PASSWORD_NAME=jira/prod/db\n");
+      const result = await runHelper({ FAKE_SECRET: JSON.stringify({ username: "jira", pass: "x" }) });
+      assert.notEqual(result.exitCode, 0);
+      assert.match(result.stderr, /"password" field/);
+      assert.match(result.stderr, /jira-db-secret: error: secret jira\/prod\/db: no password in it/);
+      assert.equal(await stat(join(home, "dbconfig.xml")).catch(() => null), null);
+    });
+
+    it("reads launch.env as data: a base URL with shell syntax runs nothing, and odd values change nothing", async function () {
+      const marker = join(scratch, "pwned");
+      await writeFile(
+        join(configDir, "launch.env"),
+        [
+          "JIRA_ENVIRONMENT=dev",
+          `JIRA_BASE_URL=https://jira.example.com/;touch>${marker}`,
+          `JIRA_DB_PASSWORD_NAME_X=$(touch ${marker})`,
+          `JIRA_HOME=\`touch ${marker}\``,
+          "",
+        ].join("\n"),
+      );
+      const result = await runHelper();
+      assert.equal(result.exitCode, 0, result.stderr);
+      assert.equal(await stat(marker).catch(() => null), null, "a launch setting was executed");
+      // JIRA_HOME is the image's to decide: launch.env cannot move dbconfig.xml.
+      assert.ok(await stat(join(home, "dbconfig.xml")));
+      const calls = await readFile(join(scratch, "aws-calls"), "utf8");
+      assert.match(calls, /--name \/jira\/dev\/db-password /);
     });
 
     it("fails naming the parameter, and leaves no dbconfig.xml, when the secret cannot be read", async function () {

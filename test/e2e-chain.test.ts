@@ -1,9 +1,11 @@
 import { strict as assert } from "node:assert";
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { loadStackConfigFile } from "../src/config.ts";
+import { INSTALLER_CHECKSUMS } from "../src/installer-checksums.ts";
 import { StageResultSchema, parseStageStdout } from "../src/runner/result.ts";
 import { jiraInstaller } from "../stages/jira.ts";
 import { copyPackerFolder } from "./helpers/packer-copy.ts";
@@ -13,7 +15,7 @@ const FAKE_PACKER = join(PROJECT_ROOT, "test", "fixtures", "fake-packer");
 
 /**
  * A project checkout in a temporary folder: this repository's code (symlinked) and Packer
- * workspace (copied), plus a stand-in installer, so the runner's preflight passes and its logs
+ * workspace (copied), plus a stand-in installer and its pin, so the runner's preflight passes and its logs
  * stay out of the repository.
  */
 function makeCheckout(): string {
@@ -22,7 +24,10 @@ function makeCheckout(): string {
     symlinkSync(join(PROJECT_ROOT, entry), join(root, entry));
   }
   copyPackerFolder(PROJECT_ROOT, root);
-  writeFileSync(join(root, jiraInstaller("9.12.15")), "stand-in Jira installer, not an LFS pointer\n");
+  const installer = "stand-in Jira installer, not an LFS pointer\n";
+  writeFileSync(join(root, jiraInstaller("9.12.15")), installer);
+  const pin = createHash("sha256").update(installer).digest("hex");
+  writeFileSync(join(root, INSTALLER_CHECKSUMS), `${pin}  ${basename(jiraInstaller("9.12.15"))}\n`);
   return root;
 }
 
@@ -60,7 +65,7 @@ describe("end to end: the program's own commands through the real runner and the
     assert.ok(existsSync(FAKE_PACKER), `the stand-in packer ${FAKE_PACKER} is missing`);
     root = makeCheckout();
     record = join(root, "fake-packer.jsonl");
-    const env = { ...process.env, PACKER_BIN: FAKE_PACKER, FAKE_PACKER_RECORD: record };
+    const env = { ...process.env, PACKER_BIN: FAKE_PACKER, FAKE_PACKER_RECORD: record, PKR_VAR_ssh_source_cidrs: '["192.0.2.10/32"]' };
     run = await runProgram({
       stack: "prod",
       projectRoot: root,
@@ -124,8 +129,9 @@ describe("end to end: the program's own commands through the real runner and the
     const jira = commandOf(run, "jira").inputs;
     const previous = executions.find((e) => e.stage === "jira")!.stdout.replace(/\n$/, "");
     const buildsBefore = readFileSync(record, "utf8");
-    // As the provider runs an update: /bin/sh -c <update>, previous stdout (newline trimmed) in the environment.
-    const update = await runAsProvider(jira.update, jira.dir, { ...process.env, PACKER_BIN: FAKE_PACKER, FAKE_PACKER_RECORD: record, PULUMI_COMMAND_STDOUT: previous });
+    // As the provider runs an update: /bin/sh -c <update> in the project root, previous stdout (newline trimmed) in the environment.
+    assert.equal(jira.dir, undefined);
+    const update = await runAsProvider(jira.update, root, { ...process.env, PACKER_BIN: FAKE_PACKER, FAKE_PACKER_RECORD: record, PULUMI_COMMAND_STDOUT: previous });
     assert.equal(update.code, 0, update.stderr);
     assert.deepEqual(parseStageStdout("jira", update.stdout), parseStageStdout("jira", previous));
     assert.equal(readFileSync(record, "utf8"), buildsBefore, "no packer process ran");

@@ -6,6 +6,9 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
+import { parse as parseHcl } from "@cdktf/hcl2json";
+import { builderCidrsProblems, parseBuilderCidrs } from "../src/build-access.ts";
+import { copyPackerFolder } from "./helpers/packer-copy.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const packerDir = join(root, "packer");
@@ -13,6 +16,7 @@ const STAGE_DIRS = ["base", "jira", "custom"] as const;
 const PARENT_AMI = "ami-0123456789abcdef0";
 const INPUTS_HASH = `sha256:${"ab".repeat(32)}`;
 const BUILDER_CIDRS = '["203.0.113.7/32"]';
+const INSTALLER_SHA256 = "cd".repeat(32);
 
 function requireTool(command: string, aptPackage: string): void {
   const probe = spawnSync("sh", ["-c", `command -v ${command}`]);
@@ -48,6 +52,8 @@ function contractVars(stage: string, manifestPath: string): Record<string, strin
     build_instance_type: "t3.medium",
     ssh_username: "ec2-user",
     manifest_path: manifestPath,
+    kms_key_id: "",
+    region_kms_key_ids: "{}",
   };
   if (stage === "base") {
     return {
@@ -57,7 +63,7 @@ function contractVars(stage: string, manifestPath: string): Record<string, strin
       source_ami_name_filter: "al2023-ami-2023.*-x86_64",
     };
   }
-  if (stage === "jira") return { ...common, source_ami: PARENT_AMI, jira_version: "9.12.15" };
+  if (stage === "jira") return { ...common, source_ami: PARENT_AMI, jira_version: "9.12.15", jira_installer_sha256: INSTALLER_SHA256 };
   const env = stage.replace(/^custom-/, "");
   return { ...common, source_ami: PARENT_AMI, jira_version: "9.12.15", environment: env, chef_node: env };
 }
@@ -72,6 +78,47 @@ async function stageText(stageDir: string): Promise<string> {
   const files = (await readdir(dir)).filter((f) => f.endsWith(".pkr.hcl")).sort();
   const texts = await Promise.all(files.map((f) => readFile(join(dir, f), "utf8")));
   return texts.join("\n");
+}
+
+/**
+ * The settings of packer/common/source.pkr.hcl that only the amazon plugin knows (Packer ≥ 1.10
+ * with `packer init`): Packer 1.6.6's built-in amazon-ebs rejects them. Each pattern matches the
+ * setting exactly as written there.
+ */
+const PLUGIN_ONLY: readonly { key: string; pattern: RegExp }[] = [
+  { key: "imds_support", pattern: /^ *imds_support *= *"v2\.0"\n/gm },
+  { key: "metadata_options", pattern: /^ *metadata_options *\{\n(?: *[a-z_]+ *= *[^\n{}]+\n)+ *\}\n/gm },
+];
+
+type HclJson = Record<string, any>; // hcl2json's output: free-form JSON, read key by key.
+
+async function hcl(path: string, text?: string): Promise<HclJson> {
+  return (await parseHcl(path, text ?? (await readFile(path, "utf8")))) as HclJson;
+}
+
+/** The amazon-ebs source every stage builds with, as HashiCorp's HCL parser reads it. */
+function ebsSource(parsed: HclJson): HclJson {
+  const blocks = parsed["source"]?.["amazon-ebs"]?.["stage"];
+  assert.ok(Array.isArray(blocks) && blocks.length === 1, "packer/common/source.pkr.hcl declares source \"amazon-ebs\" \"stage\" once");
+  return blocks[0] as HclJson;
+}
+
+/**
+ * packer/common/source.pkr.hcl as Packer 1.6.6 can load it: the plugin-only settings removed, and
+ * proven to be the only difference by comparing both parse trees.
+ */
+async function legacySource(text: string): Promise<string> {
+  let legacy = text;
+  for (const { key, pattern } of PLUGIN_ONLY) {
+    const found = legacy.match(pattern) ?? [];
+    assert.equal(found.length, 1, `packer/common/source.pkr.hcl sets ${key} once, as ${pattern}`);
+    legacy = legacy.replace(pattern, "");
+  }
+  const full = ebsSource(await hcl("source.pkr.hcl", text));
+  const stripped = ebsSource(await hcl("source.pkr.hcl", legacy));
+  for (const { key } of PLUGIN_ONLY) delete full[key];
+  assert.deepEqual(stripped, full, "removing the plugin-only settings changed something else");
+  return legacy;
 }
 
 /** `packer inspect` prints maps as `"key" = "value"` lines inside a quoted, escaped string. */
@@ -97,30 +144,100 @@ async function filesUnder(dir: string): Promise<string[]> {
 
 describe("packer templates (real Packer 1.6.6)", function () {
   let scratch: string;
+  /** A copy of packer/ whose shared source Packer 1.6.6 can load (see legacySource). */
+  let legacy: string;
 
   before(async function () {
     requireTool("packer", "packer");
     scratch = await mkdtemp(join(tmpdir(), "packer-templates-"));
+    legacy = join(scratch, "legacy");
+    copyPackerFolder(root, legacy);
+    const source = join(legacy, "packer", "common", "source.pkr.hcl");
+    await writeFile(source, await legacySource(await readFile(source, "utf8")));
   });
+
+  /** A stage folder (or var file) of the Packer 1.6.6 copy. */
+  const legacyPath = (path: string) => join(legacy, path);
 
   after(async function () {
     if (scratch) await rm(scratch, { recursive: true, force: true });
   });
 
-  it("keeps the plugin requirement alone in packer/, pinned, out of every stage folder", async function () {
+  it("keeps the plugin requirement alone in packer/, pinned to versions that know every setting used", async function () {
     const top = (await readdir(packerDir)).filter((f) => f.endsWith(".pkr.hcl") || f.endsWith(".pkr.json"));
     assert.deepEqual(top, ["plugins.pkr.hcl"]);
-    const plugins = await readFile(join(packerDir, "plugins.pkr.hcl"), "utf8");
-    assert.match(plugins, /required_plugins\s*\{\s*amazon\s*=\s*\{/);
-    assert.match(plugins, /source\s*=\s*"github\.com\/hashicorp\/amazon"/);
-    assert.match(plugins, /version\s*=\s*">=\s*1\.\d+\.\d+,\s*<\s*2\.0\.0"/);
-    // What Packer 1.6.6 rejects must stay out of the stage folders.
+    const { packer: blocks } = await hcl(join(packerDir, "plugins.pkr.hcl"));
+    const [block] = blocks as HclJson[];
+    // Packer 1.10 stopped bundling the amazon plugin: amazon-ebs is always the one `packer init` installs.
+    assert.equal(block!["required_version"], ">= 1.10.0");
+    const amazon = (block!["required_plugins"] as HclJson[])[0]!["amazon"];
+    assert.equal(amazon.source, "github.com/hashicorp/amazon");
+    // imds_support on amazon-ebs arrived in plugin 1.2.2; the range starts above it, below 2.0.
+    const range = /^>= (\d+)\.(\d+)\.(\d+), < 2\.0\.0$/.exec(amazon.version);
+    assert.ok(range, `amazon plugin version ${amazon.version}`);
+    const [major, minor, patch] = range.slice(1).map(Number) as [number, number, number];
+    assert.ok(major === 1 && (minor > 2 || (minor === 2 && patch >= 2)), `amazon plugin minimum ${amazon.version} lacks imds_support`);
+    // What Packer 1.6.6 rejects stays out of the stage folders, but for the plugin-only settings of
+    // the shared source, which the 1.6.6 checks here strip (see legacySource).
     for (const stage of STAGE_DIRS) {
       const text = await stageText(stage);
-      for (const forbidden of [/required_plugins/, /^\s*data\s+"/m, /metadata_options/, /imds_support/, /deprecate_at/]) {
+      for (const forbidden of [/required_plugins/, /^\s*data\s+"/m, /deprecate_at/]) {
         assert.doesNotMatch(text, forbidden, `packer/${stage} must not use ${forbidden}`);
       }
     }
+    const own = await Promise.all(
+      STAGE_DIRS.map(async (stage) => {
+        const dir = join(packerDir, stage);
+        const files = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile() && e.name.endsWith(".pkr.hcl"));
+        return Promise.all(files.map((e) => readFile(join(dir, e.name), "utf8")));
+      }),
+    );
+    for (const text of [...own.flat(), await readFile(join(packerDir, "common", "variables.pkr.hcl"), "utf8")]) {
+      assert.doesNotMatch(text, /imds_support|metadata_options/, "plugin-only settings belong in packer/common/source.pkr.hcl alone");
+    }
+  });
+
+  it("requires IMDSv2 on the build instance and on every launch from the image", async function () {
+    const source = ebsSource(await hcl(join(packerDir, "common", "source.pkr.hcl")));
+    assert.equal(source["imds_support"], "v2.0");
+    assert.deepEqual(source["metadata_options"], [{ http_endpoint: "enabled", http_tokens: "required", http_put_response_hop_limit: 1 }]);
+  });
+
+  it("encrypts the launch volume and the image with the stack's KMS key (aws/ebs when unset)", async function () {
+    const source = ebsSource(await hcl(join(packerDir, "common", "source.pkr.hcl")));
+    assert.equal(source["encrypt_boot"], true);
+    assert.equal(source["kms_key_id"], "${var.kms_key_id}");
+    assert.equal(source["region_kms_key_ids"], "${var.region_kms_key_ids}");
+    const volumes = source["launch_block_device_mappings"] as HclJson[];
+    assert.ok(volumes.length > 0, "no launch_block_device_mappings");
+    for (const volume of volumes) {
+      assert.equal(volume["encrypted"], true, `${volume["device_name"]} is launched unencrypted`);
+      assert.equal(volume["kms_key_id"], "${var.kms_key_id}", `${volume["device_name"]} ignores kms_key_id`);
+      assert.equal(volume["delete_on_termination"], true, `${volume["device_name"]} outlives the build`);
+    }
+    const { variable } = await hcl(join(packerDir, "common", "variables.pkr.hcl"));
+    assert.equal(variable["kms_key_id"][0].default, "");
+    assert.equal(variable["region_kms_key_ids"][0].type, "${map(string)}");
+  });
+
+  it("hands the KMS keys to amazon-ebs (Packer checks them), copy regions included", async function () {
+    const keyed = {
+      ...contractVars("jira", join(scratch, "kms.json")),
+      kms_key_id: "alias/jira-images",
+      region_kms_key_ids: '{"eu-central-1":"alias/jira-images"}',
+    };
+    const env = { PKR_VAR_ssh_source_cidrs: BUILDER_CIDRS };
+    const ok = await packer(["validate", ...varArgs(keyed), legacyPath("packer/jira")], env);
+    assert.equal(ok.exitCode, 0, ok.stdout + ok.stderr);
+    const badKey = await packer(["validate", ...varArgs({ ...keyed, kms_key_id: "jira images key" }), legacyPath("packer/jira")], env);
+    assert.notEqual(badKey.exitCode, 0);
+    assert.match(badKey.stdout + badKey.stderr, /"jira images key" is not a valid KMS Key Id/);
+    const stray = await packer(
+      ["validate", ...varArgs({ ...keyed, region_kms_key_ids: '{"us-east-1":"alias/jira-images"}' }), legacyPath("packer/jira")],
+      env,
+    );
+    assert.notEqual(stray.exitCode, 0);
+    assert.match(stray.stdout + stray.stderr, /us-east-1 is in region_kms_key_ids but not in ami_regions/);
   });
 
   it("loads the shared files of packer/common into each stage folder through relative symlinks", async function () {
@@ -151,7 +268,7 @@ describe("packer templates (real Packer 1.6.6)", function () {
   for (const stage of ["base", "jira"]) {
     it(`validates packer/${stage} with the program's variables, offline and without AWS credentials`, async function () {
       const vars = contractVars(stage, join(scratch, `${stage}.json`));
-      const result = await packer(["validate", ...varArgs(vars), `packer/${stage}`], {
+      const result = await packer(["validate", ...varArgs(vars), legacyPath(`packer/${stage}`)], {
         PKR_VAR_ssh_source_cidrs: BUILDER_CIDRS,
       });
       assert.equal(result.exitCode, 0, result.stdout + result.stderr);
@@ -160,7 +277,7 @@ describe("packer templates (real Packer 1.6.6)", function () {
 
   it("validates packer/base with a pinned source_ami instead of the filter", async function () {
     const vars = { ...contractVars("base", join(scratch, "base-pinned.json")), source_ami: PARENT_AMI };
-    const result = await packer(["validate", ...varArgs(vars), "packer/base"], { PKR_VAR_ssh_source_cidrs: BUILDER_CIDRS });
+    const result = await packer(["validate", ...varArgs(vars), legacyPath("packer/base")], { PKR_VAR_ssh_source_cidrs: BUILDER_CIDRS });
     assert.equal(result.exitCode, 0, result.stdout + result.stderr);
   });
 
@@ -171,7 +288,7 @@ describe("packer templates (real Packer 1.6.6)", function () {
       envs.map((env) => {
         const vars = contractVars(`custom-${env}`, join(scratch, `custom-${env}.json`));
         return packer(
-          ["validate", ...varArgs(vars), "-var-file", `packer/custom/${env}.pkrvars.hcl`, "packer/custom"],
+          ["validate", ...varArgs(vars), "-var-file", `packer/custom/${env}.pkrvars.hcl`, legacyPath("packer/custom")],
           { PKR_VAR_ssh_source_cidrs: BUILDER_CIDRS },
         );
       }),
@@ -181,19 +298,70 @@ describe("packer templates (real Packer 1.6.6)", function () {
 
   it("refuses to build without the builder's address, or open to the whole internet", async function () {
     const vars = contractVars("jira", join(scratch, "jira-open.json"));
-    const unset = await packer(["validate", ...varArgs(vars), "packer/jira"]);
+    const unset = await packer(["validate", ...varArgs(vars), legacyPath("packer/jira")]);
     assert.notEqual(unset.exitCode, 0);
     assert.match(unset.stdout + unset.stderr, /ssh_source_cidrs/);
-    const open = await packer(["validate", ...varArgs(vars), "packer/jira"], { PKR_VAR_ssh_source_cidrs: '["0.0.0.0/0"]' });
-    assert.notEqual(open.exitCode, 0);
-    assert.match(open.stdout + open.stderr, /0\.0\.0\.0\/0 is refused/);
+    for (const wide of ['["0.0.0.0/0"]', '["0.0.0.0/1", "128.0.0.0/1"]', '["::/0"]']) {
+      const open = await packer(["validate", ...varArgs(vars), legacyPath("packer/jira")], { PKR_VAR_ssh_source_cidrs: wide });
+      assert.notEqual(open.exitCode, 0, `${wide} validated`);
+      assert.match(open.stdout + open.stderr, /each entry may be at most\s+an\s+IPv4\s+\/24\s+or\s+an\s+IPv6\s+\/64/);
+    }
+  });
+
+  it("accepts and refuses the same builder CIDRs as the program's and the runner's rule (src/build-access.ts)", async function () {
+    const vars = contractVars("base", join(scratch, "base-cidrs.json"));
+    const cases = [
+      '["203.0.113.7/32"]',
+      '["198.51.100.0/24", "2001:db8::1/128"]',
+      '["2001:db8:1:2::/64"]',
+      '["10.0.0.0/23"]',
+      '["2001:db8::/63"]',
+      '["0.0.0.0/1", "128.0.0.0/1"]',
+      '["203.0.113.7/32", "0.0.0.0/0"]',
+      '["203.0.113.7"]',
+      '["203.0.113.7/33"]',
+      '["10.0.0.0/024"]',
+      '["example.com/32"]',
+      "[]",
+    ];
+    const results = await Promise.all(cases.map((value) => packer(["validate", ...varArgs(vars), legacyPath("packer/base")], { PKR_VAR_ssh_source_cidrs: value })));
+    cases.forEach((value, i) => {
+      const ours = builderCidrsProblems(parseBuilderCidrs(value)!).length === 0;
+      assert.equal(results[i]!.exitCode === 0, ours, `${value}: packer ${results[i]!.exitCode === 0 ? "accepts" : "refuses"}, src/build-access.ts ${ours ? "accepts" : "refuses"}`);
+    });
+    assert.deepEqual(cases.map((value) => builderCidrsProblems(parseBuilderCidrs(value)!).length === 0), [true, true, true, ...cases.slice(3).map(() => false)]);
+  });
+
+  it("refuses a jira build whose installer has no pinned SHA-256, before anything is launched", async function () {
+    for (const pin of ["", "0123", INSTALLER_SHA256.toUpperCase()]) {
+      const vars = { ...contractVars("jira", join(scratch, "no-pin.json")), jira_installer_sha256: pin };
+      const result = await packer(["validate", ...varArgs(vars), legacyPath("packer/jira")], { PKR_VAR_ssh_source_cidrs: BUILDER_CIDRS });
+      assert.notEqual(result.exitCode, 0, `pin ${JSON.stringify(pin)} accepted`);
+      assert.match(result.stdout + result.stderr, /jira_installer_sha256 variable must be the installer's pinned SHA-256/);
+      assert.match(result.stdout + result.stderr, /packer\/files\/SHA256SUMS/);
+    }
+  });
+
+  it("checks the uploaded installer against its pin after the upload and before Chef runs", async function () {
+    const text = await readFile(join(packerDir, "jira", "jira.pkr.hcl"), "utf8");
+    const upload = text.indexOf('source      = "${path.root}/../files/${local.installer}"');
+    const verify = text.indexOf('script = "${path.root}/scripts/verify-installer.sh"');
+    const chef = text.indexOf("scripts = local.chef_scripts");
+    assert.ok(upload > 0 && verify > 0 && chef > 0, "upload, verify-installer.sh and the Chef run are all in packer/jira/jira.pkr.hcl");
+    assert.ok(upload < verify && verify < chef, "verify-installer.sh must run between the installer's upload and Chef");
+    const { build } = await hcl(join(packerDir, "jira", "jira.pkr.hcl"));
+    const verifyStep = (build[0].provisioner.shell as HclJson[]).find((p) => String(p.script).endsWith("verify-installer.sh"))!;
+    assert.deepEqual(verifyStep.environment_vars, [
+      "INSTALLER=${local.workspace}/files/${local.installer}",
+      "INSTALLER_SHA256=${var.jira_installer_sha256}",
+    ]);
   });
 
   it("refuses jira and custom builds without a parent AMI", async function () {
     for (const stage of ["jira", "custom-dev"]) {
       const { source_ami: _parent, ...vars } = contractVars(stage, join(scratch, "no-parent.json"));
       const dir = stage === "jira" ? "packer/jira" : "packer/custom";
-      const result = await packer(["validate", ...varArgs(vars), dir], { PKR_VAR_ssh_source_cidrs: BUILDER_CIDRS });
+      const result = await packer(["validate", ...varArgs(vars), legacyPath(dir)], { PKR_VAR_ssh_source_cidrs: BUILDER_CIDRS });
       assert.notEqual(result.exitCode, 0, `${stage} validated without source_ami`);
       assert.match(result.stdout + result.stderr, /source_ami/);
     }
@@ -203,14 +371,14 @@ describe("packer templates (real Packer 1.6.6)", function () {
     const common = ["stage", "inputs_hash", "region", "ami_regions", "build_instance_type", "ssh_username", "manifest_path"];
     const expected: Record<string, string[]> = {
       base: [...common, "source_ami", "source_ami_owners", "source_ami_name_filter"],
-      jira: [...common, "source_ami", "jira_version"],
+      jira: [...common, "source_ami", "jira_version", "jira_installer_sha256"],
       custom: [...common, "source_ami", "jira_version", "environment", "chef_node"],
     };
     const inspected = await Promise.all(STAGE_DIRS.map((stage) => packer(["inspect", `packer/${stage}`])));
     for (const [i, stage] of STAGE_DIRS.entries()) {
       const result = inspected[i]!;
       assert.equal(result.exitCode, 0, result.stderr);
-      const declared = [...result.stdout.matchAll(/^var\.([a-z_]+):/gm)].map((m) => m[1]);
+      const declared = [...result.stdout.matchAll(/^var\.([a-z0-9_]+):/gm)].map((m) => m[1]);
       for (const name of expected[stage]!) assert.ok(declared.includes(name), `packer/${stage} lacks variable "${name}"`);
     }
   });
@@ -232,6 +400,7 @@ describe("packer templates (real Packer 1.6.6)", function () {
       assert.equal(tags["jira-images:inputs-hash"], INPUTS_HASH);
       assert.match(tags["jira-images:build-time"] ?? "", /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
       if (stage !== "base") assert.equal(tags["jira-images:jira-version"], "9.12.15");
+      if (stage === "jira") assert.equal(tags["jira-images:jira-installer"], `sha256:${INSTALLER_SHA256}`);
       if (stage === "custom-prod") assert.equal(tags["jira-images:environment"], "prod");
       assert.ok(mapEntries(inspectLocal(result.stdout, "run_tags"))["jira-images:stage"] === stage, "run_tags lack the stage");
 

@@ -2,6 +2,7 @@
  * The stage runner through its real command line, against the stand-in packer
  * (test/fixtures/fake-packer), as the Pulumi command provider runs it.
  */
+import { randomBytes } from "node:crypto";
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
@@ -96,7 +97,7 @@ describe("stage runner CLI (stand-in packer): builds", function () {
     assert.equal(result.region, "ap-northeast-1");
     assert.deepEqual(result.amis, { "ap-northeast-1": "ami-0123456789abcdef0" });
     assert.equal(result.builderId, "mitchellh.amazonebs");
-    assert.equal(result.packerVersion, "1.9.4");
+    assert.equal(result.packerVersion, "1.11.2");
     assert.equal(dirname(result.logFile), join(dir, "logs", "success"));
     assert.equal(readFileSync(result.logFile, "utf8"), log("amazon-ebs-success.log"));
     assert.equal(statSync(result.logFile).mode & 0o777, 0o600, "the log is private to its owner");
@@ -262,12 +263,28 @@ describe("stage runner CLI (stand-in packer): interrupts, SIGKILL and timeout", 
   it("when the runner is SIGKILLed (provider cancel), the watchdog interrupts Packer, which cleans up; nothing keeps running", async () => {
     const dir = tempDir();
     const record = join(dir, "record");
-    const command = providerCommand(["--stage", "jira", "--template", makeTemplate(dir), "--log-dir", join(dir, "logs")]);
+    const command = providerCommand([
+      "--stage",
+      "jira",
+      "--template",
+      makeTemplate(dir),
+      "--log-dir",
+      join(dir, "logs"),
+      "--secret-var",
+      "db_password",
+    ]);
     // As the Pulumi command provider runs it: /bin/sh -c "exec node ...", then SIGKILL to that child.
     // Packer printed a credential before it hung: the watchdog must leave the log redacted too.
+    // And a session token and a secret variable's value, bare, which only redaction by value finds.
     const leaky = join(dir, "leaky.log");
     const accessKey = ["AKIA", "IOSFODNN7", "EXAMPLE"].join("");
-    writeFileSync(leaky, `1732540879,,ui,message,    amazon-ebs.jira: env: AWS_ACCESS_KEY_ID=${accessKey}\n`);
+    const sessionToken = randomBytes(120).toString("base64");
+    const dbPassword = `pw-${randomBytes(12).toString("hex")}`;
+    writeFileSync(
+      leaky,
+      `1732540879,,ui,message,    amazon-ebs.jira: env: AWS_ACCESS_KEY_ID=${accessKey}\n` +
+        `1732540879,,ui,error,    amazon-ebs.jira: request failed: token ${sessionToken} rejected; db ${dbPassword}\n`,
+    );
     const child = execa("/bin/sh", ["-c", command], {
       cwd: ROOT,
       env: {
@@ -276,6 +293,8 @@ describe("stage runner CLI (stand-in packer): interrupts, SIGKILL and timeout", 
         FAKE_PACKER_HANG: "1",
         FAKE_PACKER_CLEANUP_MS: "500",
         FAKE_PACKER_RECORD: record,
+        AWS_SESSION_TOKEN: sessionToken,
+        PKR_VAR_db_password: dbPassword,
       },
       reject: false,
     });
@@ -296,6 +315,8 @@ describe("stage runner CLI (stand-in packer): interrupts, SIGKILL and timeout", 
     assert.match(logText, /Cleanly cancelled builds after being interrupted\./);
     assert.ok(!logText.includes(accessKey), "the watchdog had the log redacted");
     assert.match(logText, /AWS_ACCESS_KEY_ID=\[REDACTED-AWS-ACCESS-KEY-ID\]/);
+    assert.ok(!logText.includes(sessionToken) && !logText.includes(dbPassword), "the watchdog redacted the known secrets by value");
+    assert.match(logText, /token \[REDACTED\] rejected; db \[REDACTED\]/);
   });
 
   it("--timeout interrupts Packer, waits for its cleanup and exits non-zero saying 'timed out'", async () => {

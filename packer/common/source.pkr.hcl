@@ -45,9 +45,24 @@ source "amazon-ebs" "stage" {
   # Only the builder's own address may reach the temporary instance.
   temporary_security_group_source_cidrs = var.ssh_source_cidrs
 
+  # The build instance answers metadata requests only with an IMDSv2 session token, one hop away
+  # (the plugin would otherwise send http_tokens = "optional" and override the OS image's default).
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+
   ami_name        = local.ami_name
   ami_description = local.ami_description
-  encrypt_boot    = true
+  # Every launch from the image, by anyone, gets IMDSv2 only (set on every region's copy).
+  imds_support = "v2.0"
+
+  # Encrypted from the first write: the launch volume and so Packer's intermediate image are never
+  # plain, and the final AMI and its copies are encrypted with the stack's key (empty: aws/ebs).
+  encrypt_boot       = true
+  kms_key_id         = var.kms_key_id
+  region_kms_key_ids = var.region_kms_key_ids
 
   launch_block_device_mappings {
     device_name           = "/dev/xvda"
@@ -55,6 +70,8 @@ source "amazon-ebs" "stage" {
     volume_type           = "gp3"
     iops                  = 3000
     throughput            = 125
+    encrypted             = true
+    kms_key_id            = var.kms_key_id
     delete_on_termination = true
   }
 

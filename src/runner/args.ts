@@ -5,6 +5,8 @@ export interface RunnerArgs {
   template: string;
   /** In command-line order; Packer gives the last `-var` for a name precedence. */
   vars: Array<[string, string]>;
+  /** Variables whose values are secret: read by Packer from PKR_VAR_<name>, redacted by value. */
+  secretVars: string[];
   varFiles: string[];
   inputs: string[];
   requires: string[];
@@ -13,7 +15,7 @@ export interface RunnerArgs {
 }
 
 export const USAGE = `usage: npm run --silent stage -- --stage <name> --template <dir>
-         [--var key=value]... [--var-file <file>]... [--input <path>]... [--require <file>]...
+         [--var key=value]... [--secret-var <name>]... [--var-file <file>]... [--input <path>]... [--require <file>]...
          [--log-dir <dir>] [--timeout <seconds>]
 
 Runs \`packer build -machine-readable\` for one image stage. On success prints one JSON line
@@ -21,12 +23,16 @@ Runs \`packer build -machine-readable\` for one image stage. On success prints o
   --stage      stage name (lower-case letters, digits, dashes), used in messages and the log path
   --template   Packer template directory (*.pkr.hcl / *.pkr.json) or a JSON template file
   --var        passed to Packer as -var key=value (repeatable)
+  --secret-var a template variable whose value is secret: set it as PKR_VAR_<name> in the
+               environment (never --var, whose value would be on the command line, which Pulumi
+               stores in state); its value is redacted wherever it appears (repeatable)
   --var-file   passed to Packer as -var-file (repeatable)
   --input      file or directory checked for git-lfs pointer files before the build (repeatable)
   --require    file that must exist, be non-empty and not be a git-lfs pointer (repeatable)
   --log-dir    where the log goes (default .packer-logs/<stage>/)
   --timeout    interrupt Packer after this many seconds, wait for its cleanup, fail
-Environment: PACKER_BIN names the packer executable (default: packer on PATH).`;
+Environment: PACKER_BIN names the packer executable (default: packer on PATH). The values of
+AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN are redacted from the log and stderr like secret variables.`;
 
 const STAGE_NAME = /^[a-z0-9][a-z0-9-]*$/;
 /** HCL identifiers: what Packer accepts as a variable name. */
@@ -68,7 +74,7 @@ function nonEmpty(flag: string, value: string): string {
   return value;
 }
 
-const VALUE_FLAGS = ["--stage", "--template", "--var", "--var-file", "--input", "--require", "--log-dir", "--timeout"];
+const VALUE_FLAGS = ["--stage", "--template", "--var", "--secret-var", "--var-file", "--input", "--require", "--log-dir", "--timeout"];
 
 export function parseArgs(argv: readonly string[]): ParsedCommandLine {
   let stage: string | undefined;
@@ -76,6 +82,7 @@ export function parseArgs(argv: readonly string[]): ParsedCommandLine {
   let logDir: string | undefined;
   let timeoutSeconds: number | undefined;
   const vars: Array<[string, string]> = [];
+  const secretVars: string[] = [];
   const varFiles: string[] = [];
   const inputs: string[] = [];
   const requires: string[] = [];
@@ -112,6 +119,10 @@ export function parseArgs(argv: readonly string[]): ParsedCommandLine {
       case "--var":
         vars.push(parseVar(value));
         break;
+      case "--secret-var":
+        if (!VAR_NAME.test(value)) throw usageError(`--secret-var ${JSON.stringify(value)} is not a valid variable name`);
+        if (!secretVars.includes(value)) secretVars.push(value);
+        break;
       case "--var-file":
         varFiles.push(nonEmpty(flag, value));
         break;
@@ -142,6 +153,7 @@ export function parseArgs(argv: readonly string[]): ParsedCommandLine {
       stage,
       template,
       vars,
+      secretVars,
       varFiles,
       inputs,
       requires,

@@ -17,6 +17,95 @@ const NAMED_SECRET =
 const REDACTED_ACCESS_KEY_ID = "[REDACTED-AWS-ACCESS-KEY-ID]";
 const REDACTED_SECRET = "[REDACTED]";
 
+/** The environment's own AWS secrets: redacted by value wherever they appear, named or not. */
+export const AWS_SECRET_ENV = ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"] as const;
+/**
+ * Shorter values are not redacted by value: replacing every occurrence of a short string would
+ * mangle the log, so the runner refuses a secret variable this short (SECRET_VAR_INVALID).
+ */
+export const MIN_SECRET_LENGTH = 8;
+/** How the runner hands the secret variables' names to the watchdog's redaction (never their values). */
+export const SECRET_VARS_ENV = "STAGE_RUNNER_SECRET_VARS";
+
+/** Packer's variable names map to environment variables PKR_VAR_<name>. */
+export function secretVarEnvName(name: string): string {
+  return `PKR_VAR_${name}`;
+}
+
+/**
+ * Every secret value the runner knows: the AWS secrets of its environment and the values of the
+ * secret variables (PKR_VAR_<name>), each also in the spellings it takes in Packer's output
+ * (machine-readable escaping) and in URLs (presigned URLs carry the session token encoded).
+ */
+export function knownSecretValues(env: NodeJS.ProcessEnv, secretVars: readonly string[]): string[] {
+  const raw = [...AWS_SECRET_ENV.map((name) => env[name]), ...secretVars.map((name) => env[secretVarEnvName(name)])];
+  const values = new Set<string>();
+  for (const value of raw) {
+    if (value === undefined || value.length < MIN_SECRET_LENGTH) continue;
+    values.add(value);
+    values.add(value.replaceAll(",", "%!(PACKER_COMMA)").replaceAll("\r", "\\r").replaceAll("\n", "\\n"));
+    values.add(encodeURIComponent(value));
+    // A multi-line secret is printed line by line; each long enough line is redacted on its own.
+    for (const line of value.split(/\r?\n/)) if (line.length >= MIN_SECRET_LENGTH) values.add(line);
+  }
+  // Longest first, so that a value that contains another is replaced whole.
+  return [...values].sort((a, b) => b.length - a.length);
+}
+
+/** Redaction of AWS credentials by shape and name, plus the known secret values by value. */
+export class Redactor {
+  private readonly values: readonly string[];
+
+  constructor(values: readonly string[]) {
+    this.values = [...values].sort((a, b) => b.length - a.length);
+  }
+
+  static fromEnvironment(env: NodeJS.ProcessEnv, secretVars: readonly string[]): Redactor {
+    return new Redactor(knownSecretValues(env, secretVars));
+  }
+
+  /** The secret variables named in SECRET_VARS_ENV (what the runner hands its watchdog). */
+  static forWatchdog(env: NodeJS.ProcessEnv): Redactor {
+    const names = (env[SECRET_VARS_ENV] ?? "").split(",").filter((n) => n !== "");
+    return Redactor.fromEnvironment(env, names);
+  }
+
+  /** Longest known value: a scan of streamed text must keep this much of the previous read. */
+  get longestValue(): number {
+    return this.values[0]?.length ?? 0;
+  }
+
+  contains(text: string): boolean {
+    return containsCredential(text) || this.values.some((value) => text.includes(value));
+  }
+
+  redact(text: string): string {
+    let out = text;
+    for (const value of this.values) if (out.includes(value)) out = out.replaceAll(value, REDACTED_SECRET);
+    return redactCredentials(out);
+  }
+}
+
+/**
+ * Whether streamed text held a credential, also when one was cut in two by the reads: each read is
+ * scanned together with the end of the text before it (the current line, which a named credential
+ * needs, and at least the longest known value).
+ */
+export class CredentialScanner {
+  private tail = "";
+  seen = false;
+
+  constructor(private readonly redactor: Redactor) {}
+
+  push(text: string): void {
+    if (this.seen) return;
+    const scan = this.tail + text;
+    this.seen = this.redactor.contains(scan);
+    const lineStart = scan.lastIndexOf("\n") + 1;
+    this.tail = scan.slice(Math.max(0, Math.min(lineStart, scan.length - this.redactor.longestValue)));
+  }
+}
+
 export function containsCredential(text: string): boolean {
   ACCESS_KEY_ID.lastIndex = 0;
   NAMED_SECRET.lastIndex = 0;
@@ -32,10 +121,10 @@ export function redactCredentials(text: string): string {
 const CHUNK_BYTES = 1 << 20;
 
 /**
- * Rewrites a file with its credentials redacted, line by line, without holding it in memory, then
+ * Rewrites a file with its credentials redacted (shapes, names and the redactor's values), line by line, without holding it in memory, then
  * atomically replaces it (same mode). Returns whether anything was redacted.
  */
-export async function redactFileInPlace(path: string): Promise<boolean> {
+export async function redactFileInPlace(path: string, redactor: Redactor = new Redactor([])): Promise<boolean> {
   const tmp = `${path}.redacting`;
   const input = await open(path, "r");
   let changed = false;
@@ -54,12 +143,12 @@ export async function redactFileInPlace(path: string): Promise<boolean> {
         carry = Buffer.from(bytes.subarray(cut));
         if (cut === 0) continue;
         const block = bytes.toString("utf8", 0, cut);
-        const redacted = redactCredentials(block);
+        const redacted = redactor.redact(block);
         if (redacted !== block) changed = true;
         await output.write(redacted);
       }
       const last = carry.toString("utf8");
-      const redacted = redactCredentials(last);
+      const redacted = redactor.redact(last);
       if (redacted !== last) changed = true;
       await output.write(redacted);
     } finally {

@@ -8,10 +8,10 @@ import { MachineReadableParser, type BuildStream } from "../machine-readable.ts"
 import type { RunnerArgs } from "./args.ts";
 import { describeImage, selectStageImage, type StageImage } from "./image.ts";
 import { checkManifest, readManifest } from "./manifest.ts";
-import { followFile, packerVersion, startPacker, versionAtLeast, type PackerExit, type PackerProcess } from "./packer.ts";
+import { followFile, packerVersion, satisfiesConstraint, startPacker, versionAtLeast, type PackerExit, type PackerProcess } from "./packer.ts";
 import { preflight, type Preflight } from "./preflight.ts";
 import { signalGroup } from "./processes.ts";
-import { containsCredential, redactCredentials, redactFileInPlace } from "./redact.ts";
+import { CredentialScanner, redactFileInPlace, Redactor, SECRET_VARS_ENV } from "./redact.ts";
 import { StageResultSchema, type StageResult } from "./result.ts";
 
 export const EXIT = {
@@ -65,14 +65,14 @@ function logFileName(now: Date): string {
  * Decoded Packer errors for the user, most specific first: the `ui,error` messages in order, or the
  * per-build `error` records, or whatever non-Packer output (a plugin crash) ended the log.
  */
-export function packerErrorLines(stream: BuildStream): string[] {
+export function packerErrorLines(stream: BuildStream, redactor: Redactor = new Redactor([])): string[] {
   const uiLines = stream.uiErrors.flatMap(nonBlankLines).map((line) => `packer: ${line.trimEnd()}`);
   let lines: string[];
   if (uiLines.length > 0) lines = uiLines;
   else if (stream.errors.length > 0) {
     lines = stream.errors.flatMap((e) => nonBlankLines(e.message).map((l) => `packer: ${e.target ? `${e.target}: ` : ""}${l}`));
   } else lines = stream.otherTail.map((line) => `packer output: ${line}`);
-  return lines.map(redactCredentials);
+  return lines.map((line) => redactor.redact(line));
 }
 
 function nonBlankLines(text: string): string[] {
@@ -104,6 +104,7 @@ class Runner {
   constructor(
     private readonly args: RunnerArgs,
     private readonly io: RunnerIo,
+    private readonly redactor: Redactor,
   ) {
     io.signals.onSignal((signal) => this.onSignal(signal));
   }
@@ -133,10 +134,21 @@ class Runner {
   async run(): Promise<StageResult> {
     const { args, io } = this;
     const bin = io.env["PACKER_BIN"] || "packer";
-    const pre = await preflight(args, io.cwd);
+    const pre = await preflight(args, io.cwd, io.env);
     // Off the critical path unless `packer init` depends on it: the version is only for lineage.
     const versionLookup = packerVersion(bin, io.env, io.cwd);
     versionLookup.catch(() => undefined);
+    const required = pre.template.requiredVersion;
+    if (required !== undefined) {
+      const version = await versionLookup;
+      if (!satisfiesConstraint(version, required.constraint)) {
+        throw new JiraImagesError(
+          "PACKER_TOO_OLD",
+          `Packer ${version} does not satisfy required_version "${required.constraint}" of ${required.file}; ` +
+            "install that Packer (https://developer.hashicorp.com/packer/install) and run again",
+        );
+      }
+    }
     let initDir: string | undefined;
     if (pre.template.requiredPluginsDir !== undefined) {
       const version = await versionLookup;
@@ -227,16 +239,10 @@ class Runner {
     if (this.signal !== undefined || this.timedOut) packer.interrupt();
 
     const parser = new MachineReadableParser();
-    let credentialSeen = false;
-    let lineTail = "";
+    const scanner = new CredentialScanner(this.redactor);
     const onText = (text: string) => {
       parser.push(text);
-      // A credential never spans lines, but it may span two reads: scan from the last line start.
-      if (!credentialSeen) {
-        const scan = lineTail + text;
-        credentialSeen = containsCredential(scan);
-        lineTail = scan.slice(scan.lastIndexOf("\n") + 1);
-      }
+      scanner.push(text);
     };
     const following = followFile(logFile, onText, packer.exited);
     let exit: PackerExit;
@@ -249,7 +255,7 @@ class Runner {
     }
     // A provisioner's background process must not outlive the build.
     signalGroup(packer.pid, "SIGTERM");
-    if (credentialSeen) await redactFileInPlace(logFile);
+    if (scanner.seen) await redactFileInPlace(logFile, this.redactor);
     return {
       exit,
       stream: parser.end(),
@@ -260,7 +266,11 @@ class Runner {
 
   private startWatchdog(packerPid: number, logFile: string): number | undefined {
     const watchdogArgs = [WATCHDOG, String(process.pid), String(packerPid), logFile, process.execPath, TSX_LOADER, REDACT_LOG];
+    // The watchdog's redaction reads the same secrets from the same environment; only the secret
+    // variables' names are added, never a value on a command line.
     const child = execa("/bin/sh", watchdogArgs, {
+      env: { ...this.io.env, [SECRET_VARS_ENV]: this.args.secretVars.join(",") },
+      extendEnv: false,
       detached: true,
       cleanup: false,
       stdio: "ignore",
@@ -294,7 +304,7 @@ class Runner {
       );
     }
     if (exit.exitCode !== 0) {
-      const errors = packerErrorLines(stream);
+      const errors = packerErrorLines(stream, this.redactor);
       return this.fail("PACKER_FAILED", `packer build ${describeExit(exit)}`, [
         ...(errors.length > 0 ? errors : ["(Packer printed no error message)"]),
         logLine,
@@ -376,7 +386,29 @@ class Runner {
   }
 }
 
-/** Runs one stage; resolves to the result line's object, or rejects with a `StageFailure`/`JiraImagesError`. */
-export function runStage(args: RunnerArgs, io: RunnerIo): Promise<StageResult> {
-  return new Runner(args, io).run();
+/** The same failure with every known secret redacted from its message and details. */
+function redactFailure(error: unknown, redactor: Redactor): unknown {
+  if (error instanceof StageFailure && error.cause instanceof JiraImagesError) {
+    const cause = error.cause;
+    const message = redactor.redact(cause.message.slice(cause.code.length + 2));
+    return new StageFailure(new JiraImagesError(cause.code, message), error.exitCode, error.details.map((d) => redactor.redact(d)));
+  }
+  if (error instanceof JiraImagesError) {
+    return new JiraImagesError(error.code, redactor.redact(error.message.slice(error.code.length + 2)), { cause: error.cause });
+  }
+  return error;
+}
+
+/**
+ * Runs one stage; resolves to the result line's object, or rejects with a `StageFailure`/`JiraImagesError`.
+ * Whatever it says on stderr or in an error has the secrets it knows redacted.
+ */
+export async function runStage(args: RunnerArgs, io: RunnerIo): Promise<StageResult> {
+  const redactor = Redactor.fromEnvironment(io.env, args.secretVars);
+  const redactedIo: RunnerIo = { ...io, stderr: (line) => io.stderr(redactor.redact(line)) };
+  try {
+    return await new Runner(args, redactedIo, redactor).run();
+  } catch (error) {
+    throw redactFailure(error, redactor);
+  }
 }

@@ -1,16 +1,38 @@
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "node:crypto";
-import { dirname, join } from "node:path";
+import { writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PROJECT, readStackFileConfig } from "../../src/config.ts";
+import { INSTALLER_CHECKSUMS } from "../../src/installer-checksums.ts";
 import * as debuggable from "@pulumi/pulumi/runtime/debuggable.js";
 import type { StageResult } from "../../src/runner/result.ts";
 import { stageCommandName } from "../../src/stages.ts";
+import { jiraInstaller } from "../../stages/jira.ts";
+import { copyPackerFolder } from "./packer-copy.ts";
+import { tempDir } from "./temp-dir.ts";
 
 // Internal to the SDK (absent from its types): clears the record of promises a failed program left pending.
 const { leakedPromises } = debuggable as unknown as { leakedPromises(): unknown };
 
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/** What the tests put where a `git lfs pull` puts the Jira installer (not a pointer, not empty). */
+export const STAND_IN_INSTALLER = "stand-in Jira installer, not an LFS pointer\n";
+
+/**
+ * A checkout of what the program reads (packer/) in a fresh folder, with a stand-in installer of
+ * `jiraVersion` and its pin in packer/files/SHA256SUMS unless `installer` is false: like a clone
+ * after `git lfs pull` (or before it, with the pin committed).
+ */
+export function projectCopy(options: { installer?: boolean; jiraVersion?: string } = {}): string {
+  const root = tempDir("program-");
+  copyPackerFolder(PROJECT_ROOT, root);
+  const installer = jiraInstaller(options.jiraVersion ?? "9.12.15");
+  writeFileSync(join(root, INSTALLER_CHECKSUMS), `${createHash("sha256").update(STAND_IN_INSTALLER).digest("hex")}  ${basename(installer)}\n`);
+  if (options.installer ?? true) writeFileSync(join(root, installer), STAND_IN_INSTALLER);
+  return root;
+}
 
 export interface RecordedResource {
   type: string;
@@ -72,7 +94,24 @@ function stageOf(create: string): string {
   return m[1]!;
 }
 
+/** The account the mocked caller identity reports. */
+export const MOCK_ACCOUNT = "123456789012";
+
+/**
+ * Availability zones of the subnets the mocked lookups know: the default VPC's two default subnets
+ * and three configurable ones, two of which share a zone. Others are in zone a.
+ */
+export const SUBNET_ZONES: Readonly<Record<string, string>> = {
+  "subnet-0aaaaaaaaaaaaaaaa": "eu-west-1a",
+  "subnet-0bbbbbbbbbbbbbbbb": "eu-west-1b",
+  "subnet-01111111111111111": "eu-west-1a",
+  "subnet-02222222222222222": "eu-west-1b",
+  "subnet-03333333333333333": "eu-west-1a",
+};
+
 export interface RunOptions {
+  /** Zones of subnets for the getSubnet lookup, over SUBNET_ZONES. */
+  subnetZones?: Record<string, string>;
   stack: string;
   preview?: boolean;
   /** Replaces or adds raw config values (`"jira-images:key" -> string`), after the stack file. */
@@ -81,11 +120,19 @@ export interface RunOptions {
   without?: string[];
   /**
    * The Command's stdout; defaults to what the runner prints for the stage's regions. May run
-   * the command for real (`dir` is the command's working directory).
+   * the command for real in `cwd`, where the provider would: its `dir`, else the project root.
    */
-  stdout?: (stage: string, create: string, dir: string) => string | Promise<string>;
+  stdout?: (stage: string, create: string, cwd: string) => string | Promise<string>;
+  /** Defaults to a checkout with the installer (projectCopy), shared by the runs of a process. */
   projectRoot?: string;
+  /** The program's environment; defaults to BUILDER_ENV. */
+  env?: NodeJS.ProcessEnv;
 }
+
+/** What a user exports before an `up` (README: Set-up): the builder's own address. */
+export const BUILDER_ENV: NodeJS.ProcessEnv = { PKR_VAR_ssh_source_cidrs: '["192.0.2.10/32"]' };
+
+let sharedCheckout: string | undefined;
 
 // `any`: the SDK's mock monitor handles untyped gRPC request and response objects.
 type Monitor = { registerResource(req: any, cb: (err: unknown, res: any) => void): Promise<void> };
@@ -104,7 +151,7 @@ async function settle(value: unknown): Promise<{ known: boolean; value: unknown 
  * program's own defaults are), and returns every registered resource and the stack outputs.
  */
 export async function runProgram(options: RunOptions): Promise<ProgramRun> {
-  const projectRoot = options.projectRoot ?? PROJECT_ROOT;
+  const projectRoot = options.projectRoot ?? (sharedCheckout ??= projectCopy());
   const raw = { ...readStackFileConfig(PROJECT_ROOT, options.stack), ...options.config };
   for (const key of options.without ?? []) delete raw[key];
   const regions = [raw[`${PROJECT}:region`]!, ...JSON.parse(raw[`${PROJECT}:amiRegions`] ?? "[]")] as string[];
@@ -119,18 +166,36 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
         if (args.type === "command:local:Command") {
           // In a preview the command does not run: its stdout stays unknown.
           if (options.preview) return { id: undefined as unknown as string, state: args.inputs };
-          const out = await stdout(stageOf(args.inputs.create), args.inputs.create, args.inputs.dir);
+          const out = await stdout(stageOf(args.inputs.create), args.inputs.create, args.inputs.dir ?? projectRoot);
           return { id, state: { ...args.inputs, stdout: out, stderr: "" } };
         }
         if (args.type === "aws:ec2/instance:Instance") {
           return { id, state: { ...args.inputs, privateIp: `10.0.1.${resources.length}`, arn: `arn:aws:ec2:::instance/${id}` } };
         }
-        return { id, state: { ...args.inputs, name: args.inputs.name ?? args.name } };
+        const region = raw[`${PROJECT}:region`];
+        const arn = `arn:aws:mock:${region}:${MOCK_ACCOUNT}:${args.type}/${id}`;
+        if (args.type === "aws:lb/loadBalancer:LoadBalancer") {
+          return { id, state: { ...args.inputs, arn, dnsName: `${args.name}-1234567890.${region}.elb.amazonaws.com` } };
+        }
+        if (args.type === "aws:efs/fileSystem:FileSystem") {
+          return { id: "fs-0123456789abcdef0", state: { ...args.inputs, arn, dnsName: `fs-0123456789abcdef0.efs.${region}.amazonaws.com` } };
+        }
+        return { id, state: { ...args.inputs, arn, name: args.inputs.name ?? args.name } };
       },
       call(args) {
         calls.push(args.token);
         if (args.token === "aws:ec2/getVpc:getVpc") return { id: "vpc-0d0e0f0a0b0c0d0e0", cidrBlock: "172.31.0.0/16" };
         if (args.token === "aws:ec2/getSubnets:getSubnets") return { ids: ["subnet-0bbbbbbbbbbbbbbbb", "subnet-0aaaaaaaaaaaaaaaa"] };
+        if (args.token === "aws:ec2/getSubnet:getSubnet") {
+          const id = args.inputs.id as string;
+          return { id, availabilityZone: options.subnetZones?.[id] ?? SUBNET_ZONES[id] ?? `${raw[`${PROJECT}:region`]}a` };
+        }
+        if (args.token === "aws:index/getCallerIdentity:getCallerIdentity") {
+          return { accountId: MOCK_ACCOUNT, arn: `arn:aws:sts::${MOCK_ACCOUNT}:assumed-role/deploy/ci`, userId: "AROAEXAMPLE:ci", id: MOCK_ACCOUNT };
+        }
+        if (args.token === "aws:index/getPartition:getPartition") {
+          return { partition: "aws", dnsSuffix: "amazonaws.com", reverseDnsPrefix: "com.amazonaws", id: "aws" };
+        }
         throw new Error(`unexpected invoke ${args.token}`);
       },
     },
@@ -158,11 +223,19 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
   pulumi.runtime.setAllConfig(raw);
   const { default: jiraImages } = await import("../../index.ts");
   const run: ProgramRun = { resources, calls, outputs: {} };
+  // A value that fails inside an apply and feeds a resource input surfaces as an unhandled
+  // rejection (the CLI then fails the program) while the resource's outputs never settle.
+  let failed: (reason: unknown) => void = () => {};
+  const unhandled = new Promise<never>((_, reject) => (failed = reject));
+  unhandled.catch(() => {});
+  process.on("unhandledRejection", failed);
   try {
-    const outputs = jiraImages({ projectRoot });
-    for (const [key, value] of Object.entries(outputs)) run.outputs[key] = await settle(value);
+    const outputs = jiraImages({ projectRoot, env: options.env ?? BUILDER_ENV });
+    for (const [key, value] of Object.entries(outputs)) run.outputs[key] = await Promise.race([settle(value), unhandled]);
   } catch (err) {
     run.error = err;
+  } finally {
+    process.off("unhandledRejection", failed);
   }
   if (run.error === undefined) {
     await pulumi.runtime.disconnect();

@@ -3,31 +3,55 @@
 # baked into the image and the database password read by name from SSM Parameter Store or
 # Secrets Manager with the instance role. The password exists only in the rendered file (mode
 # 0600, owner jira), never in the image, the user data or the logs.
-# Settings: /etc/jira-images/db-secret.env (baked by Chef), overridable by
-# /etc/jira-images/launch.env (written by user data). AWS_CLI overrides the aws executable and
-# JIRA_IMAGES_CONFIG_DIR the settings directory (for tests).
+# Settings are read as data, never sourced (launch-env.sh): /etc/jira-images/db-secret.env (baked
+# by Chef) names the store and the secret; /etc/jira-images/launch.env (written by user data) may
+# name another store or secret (JIRA_DB_PASSWORD_STORE, JIRA_DB_PASSWORD_NAME). AWS_CLI overrides
+# the aws executable and JIRA_IMAGES_CONFIG_DIR the settings directory (for tests).
 set -euo pipefail
 
 fail() { printf 'jira-db-secret: error: %s\n' "$*" >&2; exit 1; }
 
+# shellcheck source-path=SCRIPTDIR source=launch-env.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/launch-env.sh"
+
 config_dir="${JIRA_IMAGES_CONFIG_DIR:-/etc/jira-images}"
 aws_cli="${AWS_CLI:-aws}"
+baked_file="${config_dir}/db-secret.env"
+launch="${config_dir}/launch.env"
+[ -f "$baked_file" ] || fail "${baked_file} is missing"
 
-# Exported, so that launch.env can also set AWS_REGION or AWS_PROFILE for the aws CLI.
-set -a
-# shellcheck source=/dev/null # written by Chef at build time
-. "${config_dir}/db-secret.env"
-if [ -f "${config_dir}/launch.env" ]; then
-  # shellcheck source=/dev/null # written by user data at launch
-  . "${config_dir}/launch.env"
-fi
-set +a
+# baked KEY: a setting only the image decides. setting KEY: launch.env first, then the image.
+baked() { launch_env_get "$baked_file" "$1" || fail "$1 is not set in ${baked_file}"; }
+setting() { launch_env_get "$launch" "$1" || baked "$1"; }
 
-store="${JIRA_DB_PASSWORD_STORE:?JIRA_DB_PASSWORD_STORE is not set in ${config_dir}/db-secret.env}"
-name="${JIRA_DB_PASSWORD_NAME:?JIRA_DB_PASSWORD_NAME is not set in ${config_dir}/db-secret.env}"
-home="${JIRA_HOME:?JIRA_HOME is not set}"
+store="$(setting JIRA_DB_PASSWORD_STORE)"
+name="$(setting JIRA_DB_PASSWORD_NAME)"
+home="$(baked JIRA_HOME)"
+user="$(baked JIRA_USER)"
+group="$(baked JIRA_GROUP)"
+[ -n "$name" ] || fail "JIRA_DB_PASSWORD_NAME is empty"
 template="${config_dir}/dbconfig.xml.tmpl"
 [ -f "$template" ] || fail "${template} is missing"
+
+# A Secrets Manager secret holds either the password itself or JSON, as key/value and RDS-managed
+# secrets do ({"username": ..., "password": ...}): then its "password" field. Read from stdin so
+# that the password never appears in a process list.
+password_field() {
+  python3 -c '
+import json, sys
+text = sys.stdin.read()
+try:
+    value = json.loads(text)
+except ValueError:
+    value = None
+if not isinstance(value, dict):
+    sys.stdout.write(text)
+elif isinstance(value.get("password"), str):
+    sys.stdout.write(value["password"])
+else:
+    sys.exit("the secret is JSON without a string \"password\" field")
+'
+}
 
 case "$store" in
   ssm)
@@ -35,8 +59,9 @@ case "$store" in
       --query Parameter.Value --output text)" || fail "cannot read SSM parameter ${name}"
     ;;
   secretsmanager)
-    password="$("$aws_cli" secretsmanager get-secret-value --secret-id "$name" \
+    secret="$("$aws_cli" secretsmanager get-secret-value --secret-id "$name" \
       --query SecretString --output text)" || fail "cannot read secret ${name}"
+    password="$(printf '%s' "$secret" | password_field)" || fail "secret ${name}: no password in it"
     ;;
   *)
     fail "JIRA_DB_PASSWORD_STORE must be ssm or secretsmanager, not '${store}'"
@@ -59,5 +84,5 @@ umask 077
 target="${home}/dbconfig.xml"
 tmp="$(mktemp "${home}/.dbconfig.xml.XXXXXX")"
 printf '%s\n' "$content" > "$tmp"
-chown "${JIRA_USER:-jira}:${JIRA_GROUP:-jira}" "$tmp"
+chown "${user}:${group}" "$tmp"
 mv -f "$tmp" "$target"
