@@ -6,6 +6,7 @@ import { parseStackConfig, type StackConfig } from "./src/config.ts";
 import { customStageName, lineage } from "./src/stages.ts";
 import { ImagePipeline } from "./src/pipeline.ts";
 import { JiraEnvironment } from "./src/instances.ts";
+import { describeProblem, preflightError, stackPreflight } from "./src/preflight.ts";
 import { stackStages } from "./stages/index.ts";
 
 export interface JiraImagesOptions {
@@ -13,6 +14,8 @@ export interface JiraImagesOptions {
   projectRoot?: string;
   /** Defaults to the current stack's config (Pulumi.<stack>.yaml). */
   config?: StackConfig;
+  /** Where the builder's settings (PKR_VAR_ssh_source_cidrs) are read; defaults to process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -27,6 +30,10 @@ export default function jiraImages(options: JiraImagesOptions = {}) {
 
   // Everything is checked before the first resource is declared.
   const stages = stackStages(config, projectRoot);
+  const problems = stackPreflight(stages, projectRoot, options.env ?? process.env);
+  if (problems.length > 0 && !pulumi.runtime.isDryRun()) throw preflightError(stack, problems);
+  // A preview runs on (e.g.) a pull request's checkout without git-lfs files: it says, and goes on.
+  for (const problem of problems) void pulumi.log.warn(`${describeProblem(problem)} (an up stops here before building anything)`);
   const leaf = customStageName(config.environment);
 
   const pipeline = new ImagePipeline("images", {

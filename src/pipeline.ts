@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { local } from "@pulumi/command";
 import { JiraImagesError } from "./errors.ts";
 import { shellQuote } from "./shell.ts";
-import { parseStageStdout, type StageResult } from "./runner/result.ts";
+import { amiInRegion, parseStageStdout, type StageResult } from "./runner/result.ts";
 import { NO_PARENT, contentTriggers, parentAmiTrigger, stageInputs, triggerEntries, type StageInputs } from "./inputs-hash.ts";
 import { stageCommandName, type StageDefinition, type VarValue } from "./stages.ts";
 
@@ -65,12 +65,9 @@ function deregisterCommand(stage: string): string {
   return ["exec", "node", "--import", "tsx", DEREGISTER_SCRIPT, "--stage", stage].map(shellQuote).join(" ");
 }
 
-/**
- * The AMI of a build in one region, picked by region name: Packer sorts the regions of an
- * artifact, so "the first one" is the alphabetically first, not the build region.
- */
-function amiInRegion(stage: string, result: StageResult, region: string): string {
-  const ami = result.amis[region] ?? (result.region === region ? result.amiId : undefined);
+/** The AMI of a build in the region the next stage and the instances use, or a clear error. */
+function requireAmiInRegion(stage: string, result: StageResult, region: string): string {
+  const ami = amiInRegion(result, region);
   if (ami === undefined) {
     throw new JiraImagesError(
       "STAGE_OUTPUT_INVALID",
@@ -136,7 +133,7 @@ export class ImageStage extends pulumi.ComponentResource {
     );
 
     this.result = this.command.stdout.apply((stdout) => parseStageStdout(definition.name, stdout));
-    this.amiId = this.result.apply((result) => amiInRegion(definition.name, result, args.region));
+    this.amiId = this.result.apply((result) => requireAmiInRegion(definition.name, result, args.region));
     this.registerOutputs({ amiId: this.amiId, result: this.result });
   }
 }

@@ -21,6 +21,8 @@ export interface StageDefinition {
   readonly workspace: readonly string[];
   /** Installers the build needs (`--require`, must not be LFS pointers); hashed as `installers`. */
   readonly installers: readonly string[];
+  /** Where a user gets the installers (named in the preflight's fix), e.g. a vendor's download page. */
+  readonly installerSource?: string;
   /** Further paths the runner scans for LFS pointers (`--input`), not part of any hash. */
   readonly scanInputs: readonly string[];
   /** `-var-file`s of the stage; their content is part of the `vars` hash. */
@@ -78,7 +80,6 @@ export function commonVars(stage: string, config: StackConfig): Record<string, V
 /** What validation needs from the file system; tests pass a fake. */
 export interface TemplateFs {
   isDirectory(path: string): boolean;
-  isFile(path: string): boolean;
   list(dir: string): string[];
 }
 
@@ -86,7 +87,6 @@ export function realTemplateFs(projectRoot: string): TemplateFs {
   const stat = (p: string) => statSync(join(projectRoot, p), { throwIfNoEntry: false });
   return {
     isDirectory: (p) => stat(p)?.isDirectory() ?? false,
-    isFile: (p) => stat(p)?.isFile() ?? false,
     list: (p) => readdirSync(join(projectRoot, p)),
   };
 }
@@ -96,7 +96,9 @@ const TEMPLATE_FILE = /\.pkr\.(hcl|json)$/;
 
 /**
  * Checks the declared stages form a DAG of existing templates and returns them parents first
- * (declaration order among siblings). Throws a JiraImagesError naming the offending stage.
+ * (declaration order among siblings). Throws a JiraImagesError naming the offending stage. The
+ * files a build needs beyond its template (installers, var files) are the preflight's
+ * (src/preflight.ts), which lists every missing one at once.
  */
 export function validateStages(stages: readonly StageDefinition[], fs: TemplateFs): StageDefinition[] {
   const byName = new Map<string, StageDefinition>();
@@ -147,11 +149,6 @@ export function validateStages(stages: readonly StageDefinition[], fs: TemplateF
         "STAGE_TEMPLATE_MISSING",
         `stage ${stage.name}: template folder ${stage.template} holds no *.pkr.hcl or *.pkr.json file`,
       );
-    }
-    for (const varFile of stage.varFiles) {
-      if (!fs.isFile(varFile)) {
-        throw new JiraImagesError("STAGE_VAR_FILE_MISSING", `stage ${stage.name}: var file ${varFile} does not exist`);
-      }
     }
     const reserved = Object.keys(stage.vars).filter(
       (v) => PIPELINE_VARS.has(v) || (v === "source_ami" && stage.parent !== undefined),

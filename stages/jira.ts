@@ -6,6 +6,11 @@ export function jiraInstaller(version: string): string {
   return `packer/files/atlassian-jira-software-${version}.tar.gz`;
 }
 
+/** Where Atlassian publishes that installer (Jira Software, Linux, TAR.GZ archive). */
+export function jiraInstallerUrl(version: string): string {
+  return `https://www.atlassian.com/software/jira/downloads/binary/atlassian-jira-software-${version}.tar.gz`;
+}
+
 /** Jira base image: Jira installed and configured in general (first Chef run, role jira-base). */
 export function jiraStage(config: StackConfig): StageDefinition {
   return {
@@ -14,6 +19,7 @@ export function jiraStage(config: StackConfig): StageDefinition {
     template: "packer/jira",
     workspace: ["packer/chef"],
     installers: [jiraInstaller(config.jiraVersion)],
+    installerSource: `Jira Software ${config.jiraVersion} (TAR.GZ archive) from ${jiraInstallerUrl(config.jiraVersion)} (all versions: https://www.atlassian.com/software/jira/download-archives)`,
     scanInputs: ["packer/files"],
     varFiles: [],
     vars: {

@@ -60,7 +60,7 @@ describe("end to end: the program's own commands through the real runner and the
     assert.ok(existsSync(FAKE_PACKER), `the stand-in packer ${FAKE_PACKER} is missing`);
     root = makeCheckout();
     record = join(root, "fake-packer.jsonl");
-    const env = { ...process.env, PACKER_BIN: FAKE_PACKER, FAKE_PACKER_RECORD: record };
+    const env = { ...process.env, PACKER_BIN: FAKE_PACKER, FAKE_PACKER_RECORD: record, PKR_VAR_ssh_source_cidrs: '["192.0.2.10/32"]' };
     run = await runProgram({
       stack: "prod",
       projectRoot: root,

@@ -41,7 +41,8 @@ describe("git-lfs installers: a checkout without `git lfs pull` is stopped by th
         "--require", join(clone, INSTALLER),
         "--log-dir", join(scratch, "logs"),
       ],
-      { cwd: root, reject: false, env: { PACKER_BIN: fakePacker, CHECKPOINT_DISABLE: "1" } },
+      // The builder's own address, as a user exports it (README: Set-up).
+      { cwd: root, reject: false, env: { PACKER_BIN: fakePacker, CHECKPOINT_DISABLE: "1", PKR_VAR_ssh_source_cidrs: '["203.0.113.7/32"]' } },
     );
   }
 
@@ -85,7 +86,9 @@ describe("git-lfs installers: a checkout without `git lfs pull` is stopped by th
       [
         "#!/bin/sh",
         'case " $* " in',
-        '  *" version "*) printf \'1700000000,,version,1.6.6\\n1700000000,,version-prerelease,\\n1700000000,,ui,say,Packer v1.6.6\\n\'; exit 0 ;;',
+        // A Packer the templates accept (packer/plugins.pkr.hcl's required_version), so init runs too.
+        '  *" version "*) printf \'1700000000,,version,1.11.2\\n1700000000,,version-prerelease,\\n1700000000,,ui,say,Packer v1.11.2\\n\'; exit 0 ;;',
+        '  *" init "*) exit 0 ;;',
         `  *" build "*) : > "${buildMarker}"; exit 1 ;;`,
         "esac",
         "exit 2",

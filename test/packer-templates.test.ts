@@ -7,6 +7,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { parse as parseHcl } from "@cdktf/hcl2json";
+import { builderCidrsProblems, parseBuilderCidrs } from "../src/build-access.ts";
 import { copyPackerFolder } from "./helpers/packer-copy.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -299,9 +300,35 @@ describe("packer templates (real Packer 1.6.6)", function () {
     const unset = await packer(["validate", ...varArgs(vars), legacyPath("packer/jira")]);
     assert.notEqual(unset.exitCode, 0);
     assert.match(unset.stdout + unset.stderr, /ssh_source_cidrs/);
-    const open = await packer(["validate", ...varArgs(vars), legacyPath("packer/jira")], { PKR_VAR_ssh_source_cidrs: '["0.0.0.0/0"]' });
-    assert.notEqual(open.exitCode, 0);
-    assert.match(open.stdout + open.stderr, /0\.0\.0\.0\/0 is refused/);
+    for (const wide of ['["0.0.0.0/0"]', '["0.0.0.0/1", "128.0.0.0/1"]', '["::/0"]']) {
+      const open = await packer(["validate", ...varArgs(vars), legacyPath("packer/jira")], { PKR_VAR_ssh_source_cidrs: wide });
+      assert.notEqual(open.exitCode, 0, `${wide} validated`);
+      assert.match(open.stdout + open.stderr, /each entry may be at most\s+an\s+IPv4\s+\/24\s+or\s+an\s+IPv6\s+\/64/);
+    }
+  });
+
+  it("accepts and refuses the same builder CIDRs as the program's and the runner's rule (src/build-access.ts)", async function () {
+    const vars = contractVars("base", join(scratch, "base-cidrs.json"));
+    const cases = [
+      '["203.0.113.7/32"]',
+      '["198.51.100.0/24", "2001:db8::1/128"]',
+      '["2001:db8:1:2::/64"]',
+      '["10.0.0.0/23"]',
+      '["2001:db8::/63"]',
+      '["0.0.0.0/1", "128.0.0.0/1"]',
+      '["203.0.113.7/32", "0.0.0.0/0"]',
+      '["203.0.113.7"]',
+      '["203.0.113.7/33"]',
+      '["10.0.0.0/024"]',
+      '["example.com/32"]',
+      "[]",
+    ];
+    const results = await Promise.all(cases.map((value) => packer(["validate", ...varArgs(vars), legacyPath("packer/base")], { PKR_VAR_ssh_source_cidrs: value })));
+    cases.forEach((value, i) => {
+      const ours = builderCidrsProblems(parseBuilderCidrs(value)!).length === 0;
+      assert.equal(results[i]!.exitCode === 0, ours, `${value}: packer ${results[i]!.exitCode === 0 ? "accepts" : "refuses"}, src/build-access.ts ${ours ? "accepts" : "refuses"}`);
+    });
+    assert.deepEqual(cases.map((value) => builderCidrsProblems(parseBuilderCidrs(value)!).length === 0), [true, true, true, ...cases.slice(3).map(() => false)]);
   });
 
   it("refuses jira and custom builds without a parent AMI", async function () {

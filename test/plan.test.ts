@@ -143,6 +143,39 @@ describe("offline rebuild plan", () => {
     assert.match(stdout, /class custom_dev rebuild\n```/);
   });
 
+  it("shows the AMI in the stack's region as current, not the alphabetically first region's copy", async () => {
+    const file = writeCheckpoint(root, "prod");
+    const checkpoint = JSON.parse(readFileSync(file, "utf8"));
+    const copies: Record<string, string> = {};
+    for (const resource of checkpoint.checkpoint.latest.resources) {
+      if (resource.type !== "command:local:Command") continue;
+      const result = JSON.parse(resource.outputs.stdout);
+      if (result.amiId === undefined) continue; // custom-prod: no AMI in this fixture
+      const copy = `ami-0e${result.amiId.slice(6)}`;
+      copies[result.stage] = copy;
+      // As the runner prints a two-region build: amiId/region are Packer's first (sorted) region.
+      resource.outputs.stdout = JSON.stringify({ ...result, amiId: copy, region: "eu-central-1", amis: { "eu-central-1": copy, "eu-west-1": result.amiId } });
+    }
+    writeFileSync(file, JSON.stringify(checkpoint));
+    const { stdout } = await plan(root, { stack: "prod" });
+    assert.match(line(stdout, "jira"), new RegExp(`\\[now ${AMI.jira}\\]`));
+    assert.doesNotMatch(stdout, new RegExp(copies.jira!));
+  });
+
+  it("lists what would stop an up as blockers: a fresh clone's missing installer, an unset builder address", async () => {
+    const { code, stdout } = await plan(root);
+    assert.equal(code, 0);
+    const blockers = stdout.slice(stdout.indexOf("Blockers: an up stops before building anything until these are fixed:\n"));
+    assert.match(blockers, /^ {2}REQUIRED_FILE_MISSING packer\/files\/atlassian-jira-software-9\.12\.15\.tar\.gz \(stage jira\): does not exist .*atlassian\.com/m);
+    assert.match(blockers, /^ {2}SSH_CIDRS_INVALID PKR_VAR_ssh_source_cidrs: not set/m);
+    const markdown = (await plan(root, { format: "markdown", env: { PKR_VAR_ssh_source_cidrs: '["0.0.0.0/0"]' } })).stdout;
+    assert.match(markdown, /^\*\*Blockers: an up stops before building anything until these are fixed:\*\*\n\n- REQUIRED_FILE_MISSING /m);
+    assert.match(markdown, /^- SSH_CIDRS_INVALID PKR_VAR_ssh_source_cidrs: "0\.0\.0\.0\/0" opens SSH/m);
+    writeFileSync(join(root, "packer/files/atlassian-jira-software-9.12.15.tar.gz"), "stand-in installer\n");
+    const ready = await plan(root, { env: { PKR_VAR_ssh_source_cidrs: '["203.0.113.7/32"]' } });
+    assert.doesNotMatch(ready.stdout, /Blockers/);
+  });
+
   it("a backend that cannot be read offline shows every stage as new and says why", async () => {
     writeCheckpoint(root, "dev");
     const { code, stdout } = await plan(root, { env: { PULUMI_BACKEND_URL: "s3://state-bucket/jira" } });
@@ -184,7 +217,7 @@ describe("rebuild plan rules", () => {
       },
       "dev.json",
     );
-    const plans = rebuildPlan(planned, recorded);
+    const plans = rebuildPlan(planned, recorded, "eu-west-1");
     assert.deepEqual(plans[0]!.verdict, { kind: "unchanged" });
     assert.deepEqual(plans[1]!.verdict, { kind: "changed", inputs: ["template", "installers", "vars"] });
     assert.match(renderText(plans, { stack: "dev", stateSource: "s" }), /jira\s+REBUILD {2}template, installers, vars changed/);

@@ -97,7 +97,7 @@ describe("stage runner CLI (stand-in packer): builds", function () {
     assert.equal(result.region, "ap-northeast-1");
     assert.deepEqual(result.amis, { "ap-northeast-1": "ami-0123456789abcdef0" });
     assert.equal(result.builderId, "mitchellh.amazonebs");
-    assert.equal(result.packerVersion, "1.9.4");
+    assert.equal(result.packerVersion, "1.11.2");
     assert.equal(dirname(result.logFile), join(dir, "logs", "success"));
     assert.equal(readFileSync(result.logFile, "utf8"), log("amazon-ebs-success.log"));
     assert.equal(statSync(result.logFile).mode & 0o777, 0o600, "the log is private to its owner");

@@ -72,6 +72,9 @@ describe("stage runner (in-process, stand-in packer)", function () {
       join(packerDir, "plugins.pkr.hcl"),
       'packer {\n  required_plugins {\n    amazon = {\n      version = ">= 1.3.0"\n      source  = "github.com/hashicorp/amazon"\n    }\n  }\n}\n',
     );
+    const versionedDir = join(dir, "versioned");
+    makeTemplate(versionedDir, { name: "base" });
+    writeFileSync(join(versionedDir, "plugins.pkr.hcl"), 'packer {\n  required_version = ">= 1.10.0"\n}\n');
     const selfContained = makeTemplate(dir, { name: "self-contained", extra: 'packer {\n  required_plugins {\n  }\n}\n' });
     mkdirSync(join(dir, "cwd"));
 
@@ -115,6 +118,13 @@ describe("stage runner (in-process, stand-in packer)", function () {
       [
         "too-old",
         run(["--stage", "base", "--template", selfContained, ...logs("init")], { FAKE_PACKER_VERSION: "1.6.6" }),
+      ],
+      [
+        "below-required",
+        run(["--stage", "base", "--template", join(versionedDir, "base"), ...logs("init")], {
+          FAKE_PACKER_RECORD: join(dir, "below-required.record"),
+          FAKE_PACKER_VERSION: "1.8.7",
+        }),
       ],
       ["default-log-dir", run(["--stage", "custom-prod", "--template", plain], {}, join(dir, "cwd"))],
       ["lfs-template", run(["--stage", "jira", "--template", pointerTemplate, ...logs("x")])],
@@ -186,6 +196,12 @@ describe("stage runner (in-process, stand-in packer)", function () {
   it("fails clearly when `packer init` fails, and when the template itself needs a Packer newer than the one installed", () => {
     assert.match(outcomes["init-fails"]!.error!, /^PACKER_INIT_FAILED: `packer init .*\/packer` exited with status 1/);
     assert.match(outcomes["too-old"]!.error!, /^PACKER_TOO_OLD: .*Packer 1\.6\.6 cannot load/);
+  });
+
+  it("refuses a Packer older than the required_version next to the template before Packer starts", () => {
+    const o = outcomes["below-required"]!;
+    assert.match(o.error ?? "", /^PACKER_TOO_OLD: Packer 1\.8\.7 does not satisfy required_version ">= 1\.10\.0" of .*versioned\/plugins\.pkr\.hcl/);
+    assert.deepEqual(readRecord(join(dir, "below-required.record")).map((e) => e.event), ["version"], "no init, no build");
   });
 
   it("writes the log under .packer-logs/<stage>/ of the current directory by default", () => {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { parseMachineReadable } from "../src/machine-readable.ts";
 import { parseArgs } from "../src/runner/args.ts";
 import { checkManifest, ManifestSchema } from "../src/runner/manifest.ts";
-import { versionAtLeast } from "../src/runner/packer.ts";
+import { satisfiesConstraint, versionAtLeast } from "../src/runner/packer.ts";
 import { findLfsPointers, inspectTemplate, preflight } from "../src/runner/preflight.ts";
 import { containsCredential, redactCredentials, redactFileInPlace } from "../src/runner/redact.ts";
 import { packerErrorLines } from "../src/runner/run.ts";
@@ -265,6 +265,29 @@ describe("runner: small helpers", () => {
     assert.equal(versionAtLeast("1.7.0", "1.7.0"), true);
     assert.equal(versionAtLeast("1.10.0", "1.7.0"), true);
     assert.equal(versionAtLeast("1.11.2-dev", "1.7.0"), true);
+  });
+
+  it("checks Packer's version against HashiCorp constraints", () => {
+    assert.equal(satisfiesConstraint("1.9.0", ">= 1.9.0"), true);
+    assert.equal(satisfiesConstraint("1.6.6", ">= 1.9.0"), false);
+    assert.equal(satisfiesConstraint("1.11.2", ">= 1.9.0, < 2.0.0"), true);
+    assert.equal(satisfiesConstraint("2.0.0", ">= 1.9.0, < 2.0.0"), false);
+    assert.equal(satisfiesConstraint("1.12.0", "~> 1.9"), true);
+    assert.equal(satisfiesConstraint("2.1.0", "~> 1.9"), false);
+    assert.equal(satisfiesConstraint("1.9.5", "~> 1.9.2"), true);
+    assert.equal(satisfiesConstraint("1.10.0", "~> 1.9.2"), false);
+    assert.equal(satisfiesConstraint("1.9.4", "1.9.4"), true);
+    assert.equal(satisfiesConstraint("1.9.4", "!= 1.9.4"), false);
+    assert.throws(() => satisfiesConstraint("1.9.4", ">= latest"), /^JiraImagesError: PACKER_VERSION: cannot read the version constraint/);
+  });
+
+  it("reads the project's Packer required_version for every stage folder (packer/plugins.pkr.hcl)", async () => {
+    const constraint = /required_version\s*=\s*"([^"]+)"/.exec(readFileSync(join(ROOT, "packer", "plugins.pkr.hcl"), "utf8"))?.[1];
+    assert.ok(constraint, "packer/plugins.pkr.hcl declares required_version");
+    for (const stage of ["base", "jira", "custom"]) {
+      const template = await inspectTemplate(join("packer", stage), ROOT);
+      assert.deepEqual(template.requiredVersion, { constraint, file: join(ROOT, "packer", "plugins.pkr.hcl") }, stage);
+    }
   });
 
   it("quotes Packer's ui errors line by line, or the per-build errors, or the last foreign output", () => {

@@ -19,7 +19,6 @@ function stage(name: string, parent?: string, extra: Partial<StageDefinition> = 
 function fakeFs(missing: string[] = [], empty: string[] = []): TemplateFs {
   return {
     isDirectory: (p) => !missing.includes(p),
-    isFile: (p) => !missing.includes(p),
     list: (p) => (empty.includes(p) ? ["README.md"] : ["main.pkr.hcl"]),
   };
 }
@@ -80,8 +79,11 @@ describe("stage declarations", () => {
     assertStageError([stage("base"), stage("jira", "base")], "STAGE_TEMPLATE_MISSING", /stage jira: template folder packer\/jira does not exist/, fakeFs(["packer/jira"])));
   it("rejects a template folder without templates", () =>
     assertStageError([stage("base")], "STAGE_TEMPLATE_MISSING", /packer\/base holds no \*\.pkr\.hcl/, fakeFs([], ["packer/base"])));
-  it("rejects a missing var file", () =>
-    assertStageError([stage("x", undefined, { varFiles: ["packer/x/qa.pkrvars.hcl"] })], "STAGE_VAR_FILE_MISSING", /stage x: var file packer\/x\/qa\.pkrvars\.hcl does not exist/, fakeFs(["packer/x/qa.pkrvars.hcl"])));
+  it("rejects a stage that sets a variable the pipeline sets (inputs_hash, manifest_path)", () => {
+    for (const reserved of ["inputs_hash", "manifest_path"]) {
+      assertStageError([stage("a", undefined, { vars: { region: "eu-west-1", [reserved]: "x" } })], "STAGE_INVALID", new RegExp(`stage a sets ${reserved}, which the pipeline sets itself`));
+    }
+  });
   it("rejects a child stage that sets its own source_ami", () =>
     assertStageError([stage("a"), stage("b", "a", { vars: { source_ami: "ami-12345678" } })], "STAGE_INVALID", /stage b sets source_ami/));
   it("rejects an invalid stage name", () => assertStageError([stage("Base")], "STAGE_INVALID", /stage name "Base"/));

@@ -52,9 +52,15 @@ variable "ssh_source_cidrs" {
   type        = list(string)
   default     = []
   description = "CIDRs allowed to reach the build instance over SSH (the builder's own address, e.g. [\"203.0.113.7/32\"]); usually set with PKR_VAR_ssh_source_cidrs."
+  # The rule of src/build-access.ts: at least one entry, each a CIDR no wider than an IPv4 /24 or an
+  # IPv6 /64 (so two halves of the internet are refused too). Packer 1.6.6 has no regex or
+  # tonumber: the prefix is compared as text with the allowed ones.
   validation {
-    condition     = length(var.ssh_source_cidrs) > 0 && length([for c in var.ssh_source_cidrs : c if can(cidrhost(c, 0)) && contains(["0.0.0.0/0", "::/0"], c) == false]) == length(var.ssh_source_cidrs)
-    error_message = "The ssh_source_cidrs variable must list the builder's own address as CIDRs, for example PKR_VAR_ssh_source_cidrs='[\"203.0.113.7/32\"]'; 0.0.0.0/0 is refused because the temporary security group must be open only to the builder."
+    condition = length(var.ssh_source_cidrs) > 0 && length([
+      for c in var.ssh_source_cidrs : c
+      if can(cidrhost(c, 0)) && contains([for n in range(length(split(":", c)) > 1 ? 64 : 24, length(split(":", c)) > 1 ? 129 : 33) : format("%d", n)], element(split("/", c), 1))
+    ]) == length(var.ssh_source_cidrs)
+    error_message = "The ssh_source_cidrs variable must list the builder's own address as CIDRs, for example PKR_VAR_ssh_source_cidrs='[\"203.0.113.7/32\"]'; each entry may be at most an IPv4 /24 or an IPv6 /64, because the temporary security group must be open only to the builder."
   }
 }
 

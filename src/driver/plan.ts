@@ -2,6 +2,9 @@ import { relative } from "node:path";
 import { JiraImagesError } from "../errors.ts";
 import { PROJECT, loadStackConfigFile } from "../config.ts";
 import { CONTENT_TRIGGER_NAMES, planStackInputs, type PlannedStage } from "../inputs-hash.ts";
+import { describeProblem, stackPreflight, type PreflightProblem } from "../preflight.ts";
+import { amiInRegion } from "../runner/result.ts";
+import { stackStages } from "../../stages/index.ts";
 import type { PlanFormat } from "./args.ts";
 import { resolveBackend } from "./backend.ts";
 import { checkpointFile, fileBackendDir, readCheckpoint, type RecordedStage } from "./checkpoint.ts";
@@ -31,7 +34,7 @@ export interface StagePlan {
   parent: string | undefined;
   verdict: StageVerdict;
   rebuild: boolean;
-  /** The AMI the last recorded build produced (stack region first listed), if any. */
+  /** The AMI the last recorded build produced in the stack's region (what the program uses), if any. */
   currentAmi: string | undefined;
 }
 
@@ -44,9 +47,9 @@ function changedInputs(planned: PlannedStage, recorded: RecordedStage): string[]
 
 /**
  * Compares every stage's inputs now with what the last `up` recorded. Stages come parents first,
- * so a stage knows whether its parent rebuilds. Pure.
+ * so a stage knows whether its parent rebuilds. `region` is the stack's, whose AMI is current. Pure.
  */
-export function rebuildPlan(planned: readonly PlannedStage[], recorded: ReadonlyMap<string, RecordedStage>): StagePlan[] {
+export function rebuildPlan(planned: readonly PlannedStage[], recorded: ReadonlyMap<string, RecordedStage>, region: string): StagePlan[] {
   const rebuilding = new Set<string>();
   return planned.map((stage) => {
     const before = recorded.get(stage.stage);
@@ -60,7 +63,8 @@ export function rebuildPlan(planned: readonly PlannedStage[], recorded: Readonly
     }
     const rebuild = verdict.kind !== "unchanged";
     if (rebuild) rebuilding.add(stage.stage);
-    return { stage: stage.stage, parent: stage.parent, verdict, rebuild, currentAmi: stageResultOf(before?.stdout)?.amiId };
+    const result = stageResultOf(before?.stdout);
+    return { stage: stage.stage, parent: stage.parent, verdict, rebuild, currentAmi: result && amiInRegion(result, region) };
   });
 }
 
@@ -81,7 +85,11 @@ export interface PlanContext {
   stack: string;
   /** Where the recorded triggers came from, for the reader. */
   stateSource: string;
+  /** What would stop an `up` before it builds anything (src/preflight.ts). */
+  blockers?: readonly PreflightProblem[];
 }
+
+const BLOCKERS_HEADING = "Blockers: an up stops before building anything until these are fixed:";
 
 function countLine(plans: readonly StagePlan[]): string {
   const n = plans.filter((p) => p.rebuild).length;
@@ -97,6 +105,7 @@ export function renderText(plans: readonly StagePlan[], context: PlanContext): s
     lines.push(`  ${p.stage.padEnd(width)}  ${action}  ${describeVerdict(p.verdict)}${ami}`);
   }
   lines.push(`${countLine(plans)}.`);
+  if (context.blockers?.length) lines.push(BLOCKERS_HEADING, ...context.blockers.map((b) => `  ${describeProblem(b)}`));
   return `${lines.join("\n")}\n`;
 }
 
@@ -129,6 +138,7 @@ export function renderMarkdown(plans: readonly StagePlan[], context: PlanContext
     "|---|---|---|---|---|",
     ...rows,
     "",
+    ...(context.blockers?.length ? [`**${BLOCKERS_HEADING}**`, "", ...context.blockers.map((b) => `- ${describeProblem(b)}`), ""] : []),
     ...graph,
     "",
   ].join("\n");
@@ -153,18 +163,20 @@ function loadRecorded(request: PlanRequest): { recorded: Map<string, RecordedSta
 export async function runPlan(request: PlanRequest, io: DriverIo): Promise<number> {
   let plans: StagePlan[];
   let source: string;
+  let blockers: PreflightProblem[];
   try {
     const config = loadStackConfigFile(request.root, request.stack);
     const planned = planStackInputs(config, request.root);
+    blockers = stackPreflight(stackStages(config, request.root), request.root, request.env);
     const loaded = loadRecorded(request);
-    plans = rebuildPlan(planned, loaded.recorded);
+    plans = rebuildPlan(planned, loaded.recorded, config.region);
     source = loaded.source;
   } catch (error) {
     if (!(error instanceof JiraImagesError)) throw error;
     io.stderr(`${error.message}\n`);
     return 1;
   }
-  const context = { stack: request.stack, stateSource: source };
+  const context = { stack: request.stack, stateSource: source, blockers };
   io.stdout(request.format === "markdown" ? renderMarkdown(plans, context) : renderText(plans, context));
   return 0;
 }

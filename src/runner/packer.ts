@@ -118,6 +118,40 @@ export function versionAtLeast(version: string, minimum: string): boolean {
   return true;
 }
 
+/**
+ * Whether `version` meets a HashiCorp version constraint (`>= 1.9.0, < 2.0.0`, `~> 1.9`): every
+ * comma-separated clause must hold. A clause it cannot read is a PACKER_VERSION error.
+ */
+export function satisfiesConstraint(version: string, constraint: string): boolean {
+  return constraint.split(",").every((clause) => {
+    const match = /^\s*(=|!=|>=|<=|>|<|~>)?\s*v?(\d+(?:\.\d+)*)\s*$/.exec(clause);
+    if (!match) throw new JiraImagesError("PACKER_VERSION", `cannot read the version constraint ${JSON.stringify(constraint)}`);
+    const [, op = "=", wanted = ""] = match;
+    const atLeast = versionAtLeast(version, wanted);
+    const atMost = versionAtLeast(wanted, version);
+    switch (op) {
+      case "=":
+        return atLeast && atMost;
+      case "!=":
+        return !(atLeast && atMost);
+      case ">=":
+        return atLeast;
+      case "<=":
+        return atMost;
+      case ">":
+        return !atMost;
+      case "<":
+        return !atLeast;
+      default: {
+        // ~> 1.9 allows 1.x from 1.9 on; ~> 1.9.2 allows 1.9.x from 1.9.2 on.
+        const parts = wanted.split(".").map(Number);
+        const ceiling = parts.length === 1 ? [parts[0]! + 1] : [...parts.slice(0, -2), parts[parts.length - 2]! + 1];
+        return atLeast && !versionAtLeast(version, ceiling.join("."));
+      }
+    }
+  });
+}
+
 const READ_BYTES = 1 << 20;
 /**
  * How long the follower sleeps at the end of the file while Packer runs. Polling rather than

@@ -1,6 +1,7 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import { JiraImagesError } from "../errors.ts";
+import { SSH_CIDRS_ENV, SSH_CIDRS_FIX, SSH_CIDRS_VARIABLE, checkBuilderCidrs } from "../build-access.ts";
 import { LFS_POINTER_MAX_BYTES, readLfsPointer, type LfsPointer } from "../lfs.ts";
 import type { RunnerArgs } from "./args.ts";
 import { containsCredential, MIN_SECRET_LENGTH, secretVarEnvName } from "./redact.ts";
@@ -15,10 +16,14 @@ export interface Template {
   files: string[];
   /** The template declares `variable "manifest_path"`, so the runner passes a per-run path. */
   declaresManifestPath: boolean;
+  /** The template declares `variable "ssh_source_cidrs"`, whose value the runner checks first. */
+  declaresSshSourceCidrs: boolean;
   /** Directory whose files hold a `required_plugins` block (the template dir or its parent). */
   requiredPluginsDir?: string;
   /** The `required_plugins` block sits in the template dir itself (Packer < 1.7 cannot load it). */
   requiredPluginsInTemplate: boolean;
+  /** `packer { required_version = "..." }` of the template dir or, failing that, of its parent. */
+  requiredVersion?: { constraint: string; file: string };
 }
 
 function fail(code: string, message: string): never {
@@ -87,6 +92,16 @@ function jsonDeclaresVariable(text: string, name: string): boolean {
   );
 }
 
+const REQUIRED_VERSION = /^\s*required_version\s*=\s*"([^"]*)"/m;
+
+async function hclRequiredVersion(dir: string): Promise<{ constraint: string; file: string } | undefined> {
+  for (const file of (await templateFilesIn(dir)).filter((f) => HCL_TEMPLATE.test(f))) {
+    const constraint = REQUIRED_VERSION.exec(await readFile(file, "utf8"))?.[1];
+    if (constraint !== undefined) return { constraint, file };
+  }
+  return undefined;
+}
+
 async function hclFilesHaveRequiredPlugins(dir: string): Promise<boolean> {
   const files = (await templateFilesIn(dir)).filter((f) => HCL_TEMPLATE.test(f));
   for (const file of files) {
@@ -114,26 +129,32 @@ export async function inspectTemplate(templateArg: string, cwd: string): Promise
     fail("TEMPLATE_NOT_FOUND", `template ${templateArg} is neither a directory nor a JSON template file`);
   }
   let declaresManifestPath = false;
+  let declaresSshSourceCidrs = false;
   let requiredPluginsInTemplate = false;
   for (const file of files) {
     const text = await readFile(file, "utf8");
     if (HCL_TEMPLATE.test(file)) {
       declaresManifestPath ||= hclDeclaresVariable(text, "manifest_path");
+      declaresSshSourceCidrs ||= hclDeclaresVariable(text, SSH_CIDRS_VARIABLE);
       requiredPluginsInTemplate ||= hclHasRequiredPlugins(text);
     } else {
       declaresManifestPath ||= jsonDeclaresVariable(text, "manifest_path");
+      declaresSshSourceCidrs ||= jsonDeclaresVariable(text, SSH_CIDRS_VARIABLE);
     }
   }
   let requiredPluginsDir: string | undefined;
   if (requiredPluginsInTemplate) requiredPluginsDir = dir;
   else if (await hclFilesHaveRequiredPlugins(dirname(dir))) requiredPluginsDir = dirname(dir);
+  const requiredVersion = (await hclRequiredVersion(dir)) ?? (await hclRequiredVersion(dirname(dir)));
   return {
     buildPath: path,
     dir,
     files,
     declaresManifestPath,
+    declaresSshSourceCidrs,
     requiredPluginsInTemplate,
     ...(requiredPluginsDir !== undefined ? { requiredPluginsDir } : {}),
+    ...(requiredVersion !== undefined ? { requiredVersion } : {}),
   };
 }
 
@@ -267,6 +288,17 @@ async function checkVarFile(file: string, cwd: string): Promise<string> {
   return path;
 }
 
+/**
+ * Who may reach the build instance over SSH, as Packer will get it (a `--var` wins over the
+ * environment): checked here because Packer reports it only after `packer init`, and a value
+ * that opens port 22 to much of the internet must never reach a build.
+ */
+function checkSshSourceCidrs(vars: RunnerArgs["vars"], env: NodeJS.ProcessEnv): void {
+  const fromVar = vars.filter(([key]) => key === SSH_CIDRS_VARIABLE).at(-1);
+  const problems = fromVar ? checkBuilderCidrs(fromVar[1], `--var ${SSH_CIDRS_VARIABLE}`) : checkBuilderCidrs(env[SSH_CIDRS_ENV]);
+  if (problems.length > 0) fail("SSH_CIDRS_INVALID", `${problems.join("; ")}; set your own address: ${SSH_CIDRS_FIX}`);
+}
+
 export interface Preflight {
   template: Template;
   /** Absolute paths. */
@@ -301,5 +333,6 @@ export async function preflight(args: RunnerArgs, cwd: string, env: NodeJS.Proce
         "(after `git lfs install` once) and try again",
     );
   }
+  if (template.declaresSshSourceCidrs) checkSshSourceCidrs(args.vars, env);
   return { template, varFiles };
 }

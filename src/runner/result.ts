@@ -56,3 +56,11 @@ export function parseStageStdout(stage: string, stdout: string): StageResult {
   if (parsed.data.stage !== stage) fail(`the runner reported stage ${parsed.data.stage}`);
   return parsed.data;
 }
+
+/**
+ * A build's AMI in `region`, picked by name (Packer sorts an artifact's regions, so `amiId` is the
+ * alphabetically first region's), or undefined when the build made none there.
+ */
+export function amiInRegion(result: StageResult, region: string): string | undefined {
+  return result.amis[region] ?? (result.region === region ? result.amiId : undefined);
+}

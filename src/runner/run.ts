@@ -8,7 +8,7 @@ import { MachineReadableParser, type BuildStream } from "../machine-readable.ts"
 import type { RunnerArgs } from "./args.ts";
 import { describeImage, imagesLeftBehind, leftImagesAdvice, selectStageImage, validAmiPairs, type RegionAmi, type StageImage } from "./image.ts";
 import { checkManifest, readManifest } from "./manifest.ts";
-import { followFile, packerVersion, startPacker, versionAtLeast, type PackerExit, type PackerProcess } from "./packer.ts";
+import { followFile, packerVersion, satisfiesConstraint, startPacker, versionAtLeast, type PackerExit, type PackerProcess } from "./packer.ts";
 import { preflight, type Preflight } from "./preflight.ts";
 import { signalGroup } from "./processes.ts";
 import { CredentialScanner, redactFileInPlace, Redactor, SECRET_VARS_ENV } from "./redact.ts";
@@ -138,6 +138,17 @@ class Runner {
     // Off the critical path unless `packer init` depends on it: the version is only for lineage.
     const versionLookup = packerVersion(bin, io.env, io.cwd);
     versionLookup.catch(() => undefined);
+    const required = pre.template.requiredVersion;
+    if (required !== undefined) {
+      const version = await versionLookup;
+      if (!satisfiesConstraint(version, required.constraint)) {
+        throw new JiraImagesError(
+          "PACKER_TOO_OLD",
+          `Packer ${version} does not satisfy required_version "${required.constraint}" of ${required.file}; ` +
+            "install that Packer (https://developer.hashicorp.com/packer/install) and run again",
+        );
+      }
+    }
     let initDir: string | undefined;
     if (pre.template.requiredPluginsDir !== undefined) {
       const version = await versionLookup;

@@ -102,8 +102,16 @@ export interface RunOptions {
    * the command for real in `cwd`, where the provider would: its `dir`, else the project root.
    */
   stdout?: (stage: string, create: string, cwd: string) => string | Promise<string>;
+  /** Defaults to a checkout with the installer (projectCopy), shared by the runs of a process. */
   projectRoot?: string;
+  /** The program's environment; defaults to BUILDER_ENV. */
+  env?: NodeJS.ProcessEnv;
 }
+
+/** What a user exports before an `up` (README: Set-up): the builder's own address. */
+export const BUILDER_ENV: NodeJS.ProcessEnv = { PKR_VAR_ssh_source_cidrs: '["192.0.2.10/32"]' };
+
+let sharedCheckout: string | undefined;
 
 // `any`: the SDK's mock monitor handles untyped gRPC request and response objects.
 type Monitor = { registerResource(req: any, cb: (err: unknown, res: any) => void): Promise<void> };
@@ -122,7 +130,7 @@ async function settle(value: unknown): Promise<{ known: boolean; value: unknown 
  * program's own defaults are), and returns every registered resource and the stack outputs.
  */
 export async function runProgram(options: RunOptions): Promise<ProgramRun> {
-  const projectRoot = options.projectRoot ?? PROJECT_ROOT;
+  const projectRoot = options.projectRoot ?? (sharedCheckout ??= projectCopy());
   const raw = { ...readStackFileConfig(PROJECT_ROOT, options.stack), ...options.config };
   for (const key of options.without ?? []) delete raw[key];
   const regions = [raw[`${PROJECT}:region`]!, ...JSON.parse(raw[`${PROJECT}:amiRegions`] ?? "[]")] as string[];
@@ -177,7 +185,7 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
   const { default: jiraImages } = await import("../../index.ts");
   const run: ProgramRun = { resources, calls, outputs: {} };
   try {
-    const outputs = jiraImages({ projectRoot });
+    const outputs = jiraImages({ projectRoot, env: options.env ?? BUILDER_ENV });
     for (const [key, value] of Object.entries(outputs)) run.outputs[key] = await settle(value);
   } catch (err) {
     run.error = err;

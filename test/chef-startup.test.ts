@@ -1,0 +1,444 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { chmod, cp, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { userInfo } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { execa } from "execa";
+import { tempDir } from "./helpers/temp-dir.ts";
+
+// How the Jira the images run starts: the unit, its heap, its database connection (rendered from
+// the cookbook's library and templates with each environment's attributes, as Chef would).
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const chefDir = join(root, "packer", "chef");
+const cookbook = join(chefDir, "cookbooks", "jira");
+const fixtures = join(root, "test", "fixtures", "chef");
+const renderScript = join(fixtures, "render.rb");
+
+function requireTool(command: string, aptPackage: string): void {
+  if (spawnSync("sh", ["-c", `command -v ${command}`]).status !== 0) {
+    throw new Error(`${command} is not installed: apt-get install -y ${aptPackage}`);
+  }
+}
+
+async function render(target: string, command: string, ...args: string[]): Promise<string> {
+  const { stdout } = await execa("ruby", [renderScript, chefDir, target, command, ...args], { stripFinalNewline: false });
+  return stdout;
+}
+
+async function attributes(target: string): Promise<{ jira: Record<string, any> }> {
+  return JSON.parse(await render(target, "attributes"));
+}
+
+async function renderErb(template: string, assigns: Record<string, unknown>): Promise<string> {
+  const script =
+    "require 'erb'; require 'json'; " +
+    "JSON.parse(ARGV[1]).each { |k, v| instance_variable_set(\"@#{k}\", v) }; " +
+    "print ERB.new(File.read(ARGV[0]), trim_mode: '-').result(binding)";
+  const { stdout } = await execa("ruby", ["-e", script, join(cookbook, "templates", template), JSON.stringify(assigns)]);
+  return stdout;
+}
+
+/** A scratch settings folder with start.env rendered from the cookbook's template, like Chef's. */
+async function startEnv(values: { install: string; home: string; shared: string }): Promise<string> {
+  const { jira } = await attributes("prod");
+  const configDir = join(tempDir("jira-start-"), "etc");
+  await mkdir(configDir);
+  const user = userInfo().username;
+  const group = spawnSync("id", ["-gn"]).stdout.toString().trim();
+  const text = await renderErb("start.env.erb", {
+    install: values.install,
+    http_port: jira.http_port,
+    home: values.home,
+    user,
+    group,
+    shared_home: values.shared,
+    ehcache_listener_port: jira.cluster.ehcache_listener_port,
+    ehcache_object_port: jira.cluster.ehcache_object_port,
+  });
+  await writeFile(join(configDir, "start.env"), text);
+  return configDir;
+}
+
+describe("Jira start-up (cookbook library and templates, rendered per environment)", function () {
+  this.timeout(60_000);
+
+  before(function () {
+    requireTool("ruby", "ruby");
+  });
+
+  it("has recipes that write what the tests render: the unit and setenv.sh from the library, dbconfig from its template", async function () {
+    const recipe = (name: string) => readFile(join(cookbook, "recipes", `${name}.rb`), "utf8");
+    assert.match(await recipe("service"), /^\s*content JiraImages\.service_unit\(node\['jira'\]\)$/m);
+    assert.match(await recipe("config"), /JiraImages\.setenv_with_memory\(::File\.read\(setenv\), jvm\['minimum_memory'\], jvm\['maximum_memory'\]\)/);
+    assert.match(await recipe("config"), /source 'dbconfig\.xml\.erb'/);
+    assert.match(await recipe("default"), /include_recipe 'jira::config'\ninclude_recipe 'jira::startup'\ninclude_recipe 'jira::service'/);
+    // Every helper the unit runs is installed from a file of the cookbook, next to the library it sources.
+    const startup = await recipe("startup");
+    for (const env of ["dev", "prod"]) {
+      const { jira } = await attributes(env);
+      assert.deepEqual(jira.service.start_helpers, ["jira-cluster", "jira-proxy", "jira-db-secret"], "mount first, the password last");
+      for (const helper of jira.service.start_helpers as string[]) {
+        assert.match(startup, new RegExp(`'${helper}' => '${helper}\\.sh'`));
+        assert.ok(await stat(join(cookbook, "files", `${helper}.sh`)));
+      }
+    }
+    assert.match(startup, /cookbook_file ::File\.join\(helper_dir, 'launch-env\.sh'\)/);
+    assert.match(startup, /cookbook_file ::File\.join\(helper_dir, 'jira_server_xml\.py'\)/);
+    assert.match(startup, /^package %w\(python3 amazon-efs-utils\)$/m);
+  });
+
+  describe("jira.service", function () {
+    before(function () {
+      requireTool("systemd-analyze", "systemd");
+    });
+
+    /** systemd-analyze verify in a scratch root holding the unit, the system's units and the commands it names. */
+    async function verify(unit: string): Promise<{ exitCode: number | undefined; stderr: string }> {
+      const sysroot = tempDir("jira-unit-");
+      await mkdir(join(sysroot, "etc", "systemd", "system"), { recursive: true });
+      await mkdir(join(sysroot, "usr", "lib", "systemd"), { recursive: true });
+      await cp("/usr/lib/systemd/system", join(sysroot, "usr", "lib", "systemd", "system"), { recursive: true });
+      for (const m of unit.matchAll(/^Exec\w+=[+!@-]*(\/\S+)/gm)) {
+        const command = join(sysroot, m[1]!);
+        await mkdir(dirname(command), { recursive: true });
+        await writeFile(command, "#!/bin/sh\n");
+        await chmod(command, 0o755);
+      }
+      await writeFile(join(sysroot, "etc", "systemd", "system", "jira.service"), unit);
+      const result = await execa("systemd-analyze", ["verify", "--man=no", `--root=${sysroot}`, "/etc/systemd/system/jira.service"], {
+        reject: false,
+      });
+      return { exitCode: result.exitCode, stderr: result.stderr };
+    }
+
+    for (const env of ["dev", "prod"]) {
+      it(`passes systemd-analyze verify for ${env}, and a broken unit does not`, async function () {
+        const unit = await render(env, "unit");
+        const ok = await verify(unit);
+        assert.equal(ok.exitCode, 0, ok.stderr);
+        assert.equal(ok.stderr, "");
+        const broken = await verify(unit.replace(/^RestartSec=.*$/m, "RestartSec=sixty"));
+        assert.match(broken.stderr, /RestartSec|sec value/);
+      });
+    }
+
+    it("starts after cloud-init wrote the launch settings and retries a failed start with a delay", async function () {
+      const unit = await render("prod", "unit");
+      const unitSection = /\[Unit\]\n([\s\S]*?)\n\n/.exec(unit)![1]!;
+      const serviceSection = /\[Service\]\n([\s\S]*?)\n\n/.exec(unit)![1]!;
+      assert.match(unitSection, /^Wants=.*\bcloud-final\.service\b/m);
+      assert.match(unitSection, /^After=.*\bcloud-final\.service\b/m);
+      assert.match(serviceSection, /^Restart=on-failure$/m);
+      const restartSec = Number(/^RestartSec=(\d+)$/m.exec(serviceSection)?.[1]);
+      const interval = Number(/^StartLimitIntervalSec=(\d+)$/m.exec(unitSection)?.[1]);
+      const burst = Number(/^StartLimitBurst=(\d+)$/m.exec(unitSection)?.[1]);
+      assert.ok(restartSec >= 10, `RestartSec=${restartSec}: a retry must wait`);
+      // The start limit must allow retries for a while: burst restarts fit in the interval.
+      assert.ok(burst >= 5 && burst * restartSec <= interval, `StartLimitBurst=${burst} StartLimitIntervalSec=${interval}`);
+      assert.deepEqual(
+        [...serviceSection.matchAll(/^ExecStartPre=(.*)$/gm)].map((m) => m[1]),
+        ["+/opt/jira-images/bin/jira-cluster", "+/opt/jira-images/bin/jira-proxy", "+/opt/jira-images/bin/jira-db-secret"],
+      );
+      // The heap is setenv.sh's business (below): no JVM_* here that it would silently overwrite.
+      assert.doesNotMatch(unit, /JVM_(MINIMUM|MAXIMUM)_MEMORY/);
+    });
+  });
+
+  describe("bin/setenv.sh heap (a copy of Jira 9.12's setenv.sh lines)", function () {
+    const original = join(fixtures, "jira-9.12-setenv.sh");
+
+    /** Sources a setenv.sh the way catalina.sh does and returns the -Xms/-Xmx it puts in JAVA_OPTS. */
+    async function heap(setenv: string, env: Record<string, string> = {}): Promise<string> {
+      const file = join(tempDir("setenv-"), "setenv.sh");
+      await writeFile(file, setenv);
+      const { stdout } = await execa("bash", ["-c", `. "$1"; printf '%s' "$JAVA_OPTS"`, "bash", file], {
+        env: { ...env },
+        extendEnv: false,
+      });
+      return stdout.split(" ").filter((o) => /^-Xm[sx]/.test(o)).join(" ");
+    }
+
+    it("is a faithful fixture: Jira's own setenv.sh ignores the heap given in the environment", async function () {
+      const text = await readFile(original, "utf8");
+      assert.equal(await heap(text, { JVM_MINIMUM_MEMORY: "4096m", JVM_MAXIMUM_MEMORY: "8192m" }), "-Xms384m -Xmx2048m");
+    });
+
+    for (const env of ["dev", "prod"]) {
+      it(`starts ${env}'s Jira with the role's heap, which a systemd drop-in can still override`, async function () {
+        const { jira } = await attributes(env);
+        const rewritten = await render(env, "setenv", original);
+        const { minimum_memory: min, maximum_memory: max } = jira.jvm;
+        assert.equal(await heap(rewritten), `-Xms${min} -Xmx${max}`);
+        assert.equal(await heap(rewritten, { JVM_MAXIMUM_MEMORY: "12g" }), `-Xms${min} -Xmx12g`);
+        // Idempotent: a second Chef run (the custom stage) rewrites the same lines again.
+        const again = join(tempDir("setenv-again-"), "setenv.sh");
+        await writeFile(again, rewritten);
+        assert.equal(await render(env, "setenv", again), rewritten);
+        // Nothing else changes.
+        const otherLines = (t: string) => t.split("\n").filter((l) => !/^JVM_M(IN|AX)IMUM_MEMORY=/.test(l));
+        assert.deepEqual(otherLines(rewritten), otherLines(await readFile(original, "utf8")));
+      });
+    }
+
+    it("gives prod 4 GiB / 8 GiB and dev 1 GiB / 2 GiB", async function () {
+      assert.equal(await heap(await render("prod", "setenv", original)), "-Xms4096m -Xmx8192m");
+      assert.equal(await heap(await render("dev", "setenv", original)), "-Xms1024m -Xmx2048m");
+    });
+
+    it("fails the build, naming the attribute, on a bad size or minimum above maximum", async function () {
+      const lib = join(cookbook, "libraries", "jira_images.rb");
+      const run = (min: string, max: string) =>
+        execa("ruby", ["-r", lib, "-e", "JiraImages.setenv_with_memory(File.read(ARGV[0]), ARGV[1], ARGV[2])", original, min, max], {
+          reject: false,
+        });
+      assert.match((await run("4096m", "8 GB")).stderr, /node\['jira'\]\['jvm'\]\['maximum_memory'\] must be a size like '4096m' or '8g', not "8 GB"/);
+      assert.match((await run("4g", "2048m")).stderr, /minimum_memory 4g is larger than maximum_memory 2048m/);
+      const noLines = await execa("ruby", ["-r", lib, "-e", "JiraImages.setenv_with_memory('JAVA_OPTS=x', '1g', '2g')"], { reject: false });
+      assert.match(noLines.stderr, /bin\/setenv.sh has no line 'JVM_MINIMUM_MEMORY=\.\.\.'/);
+    });
+  });
+
+  describe("dbconfig.xml template", function () {
+    it("sets the keep-alive and socket timeout of Atlassian's PostgreSQL template", async function () {
+      for (const env of ["dev", "prod"]) {
+        const { jira } = await attributes(env);
+        const script =
+          "require 'erb'; require 'json'; @db = JSON.parse(ARGV[1]); " +
+          "print ERB.new(File.read(ARGV[0]), trim_mode: '-').result(binding)";
+        const { stdout } = await execa("ruby", ["-e", script, join(cookbook, "templates", "dbconfig.xml.erb"), JSON.stringify(jira.db)]);
+        assert.match(stdout, /^ {4}<connection-properties>tcpKeepAlive=true;socketTimeout=240<\/connection-properties>$/m, env);
+        assert.match(stdout, /<url>jdbc:postgresql:\/\//);
+      }
+    });
+  });
+
+  describe("jira-proxy (base URL -> server.xml connector, at each start)", function () {
+    const fixture = join(fixtures, "jira-9.12-server.xml");
+    const helper = join(cookbook, "files", "jira-proxy.sh");
+    let configDir: string;
+    let serverXml: string;
+    let scratch: string;
+
+    before(function () {
+      requireTool("python3", "python3");
+    });
+
+    beforeEach(async function () {
+      scratch = tempDir("jira-proxy-");
+      const install = join(scratch, "jira");
+      await mkdir(join(install, "conf"), { recursive: true });
+      serverXml = join(install, "conf", "server.xml");
+      await cp(fixture, serverXml);
+      configDir = await startEnv({ install, home: join(scratch, "home"), shared: join(scratch, "shared") });
+    });
+
+    async function run(launch: string | undefined) {
+      if (launch !== undefined) await writeFile(join(configDir, "launch.env"), launch);
+      return execa("bash", [helper], { reject: false, env: { JIRA_IMAGES_CONFIG_DIR: configDir } });
+    }
+
+    /** The live connectors' attributes, read back with Python's XML parser. */
+    async function connectors(): Promise<Record<string, string>[]> {
+      const script = "import json, sys, xml.etree.ElementTree as E; print(json.dumps([c.attrib for c in E.parse(sys.argv[1]).iter('Connector')]))";
+      return JSON.parse((await execa("python3", ["-c", script, serverXml])).stdout);
+    }
+
+    function proxyOf(connector: Record<string, string>) {
+      const { proxyName, proxyPort, scheme, secure } = connector;
+      return { proxyName, proxyPort, scheme, secure };
+    }
+
+    const cases: [string, Record<string, string>][] = [
+      ["https://jira.example.com", { proxyName: "jira.example.com", proxyPort: "443", scheme: "https", secure: "true" }],
+      ["https://Jira.Example.com:8443/?a=1&b=2", { proxyName: "jira.example.com", proxyPort: "8443", scheme: "https", secure: "true" }],
+      ["http://jira.internal.example.com/", { proxyName: "jira.internal.example.com", proxyPort: "80", scheme: "http", secure: "false" }],
+      ["http://10.0.1.5:8081", { proxyName: "10.0.1.5", proxyPort: "8081", scheme: "http", secure: "false" }],
+    ];
+    for (const [url, expected] of cases) {
+      it(`sets proxyName, proxyPort, scheme and secure for ${url}, changing nothing else`, async function () {
+        const result = await run(`JIRA_ENVIRONMENT=prod\nJIRA_BASE_URL=${url}\n`);
+        assert.equal(result.exitCode, 0, result.stderr);
+        const live = await connectors();
+        assert.equal(live.length, 1, "the example connectors in comments stay comments");
+        assert.deepEqual(proxyOf(live[0]!), expected);
+        assert.equal(live[0]!.port, "8080");
+        const added = ` proxyName="${expected.proxyName}" proxyPort="${expected.proxyPort}" scheme="${expected.scheme}" secure="${expected.secure}"`;
+        assert.equal((await readFile(serverXml, "utf8")).replace(added, ""), await readFile(fixture, "utf8"));
+      });
+    }
+
+    it("removes the attributes when the base URL goes away, back to Jira's own file byte for byte", async function () {
+      assert.equal((await run("JIRA_BASE_URL=https://jira.example.com\n")).exitCode, 0);
+      assert.equal((await run("JIRA_BASE_URL=http://other.example.com\n")).exitCode, 0, "replaced, not added twice");
+      assert.deepEqual(proxyOf((await connectors())[0]!), { proxyName: "other.example.com", proxyPort: "80", scheme: "http", secure: "false" });
+      for (const launch of ["JIRA_ENVIRONMENT=prod\n", "JIRA_BASE_URL=\n"]) {
+        const result = await run(launch);
+        assert.equal(result.exitCode, 0, result.stderr);
+        assert.equal(await readFile(serverXml, "utf8"), await readFile(fixture, "utf8"));
+      }
+    });
+
+    it("runs nothing from a base URL with shell syntax and writes only its host", async function () {
+      const marker = join(scratch, "pwned");
+      const result = await run(`JIRA_BASE_URL=https://jira.example.com/;touch>${marker}\n`);
+      assert.equal(result.exitCode, 0, result.stderr);
+      assert.equal(await stat(marker).catch(() => null), null);
+      assert.equal((await connectors())[0]!.proxyName, "jira.example.com");
+      assert.match(result.stderr, /warning: the path .* is not applied/);
+    });
+
+    for (const url of ["ftp://jira.example.com", "https://user:pw@jira.example.com", 'https://a"b.example.com', "https://jira.example.com:99999", "https://jira example.com", "https://jira.example.com:0", "https://"]) {
+      it(`refuses ${JSON.stringify(url)} and leaves server.xml as it was`, async function () {
+        const result = await run(`JIRA_BASE_URL=${url}\n`);
+        assert.notEqual(result.exitCode, 0);
+        assert.match(result.stderr, /jira-proxy: error: .*server\.xml: JIRA_BASE_URL/);
+        assert.equal(await readFile(serverXml, "utf8"), await readFile(fixture, "utf8"));
+      });
+    }
+
+    it("fails, naming the ports it found, when server.xml has no live connector on the port", async function () {
+      const text = await readFile(fixture, "utf8");
+      await writeFile(serverXml, text.replace('<Connector port="8080" relaxedPathChars', '<Connector port="9090" relaxedPathChars'));
+      const result = await run("JIRA_BASE_URL=https://jira.example.com\n");
+      assert.notEqual(result.exitCode, 0);
+      assert.match(result.stderr, /expected one <Connector port="8080"> outside comments, found 0 \(connector ports: 9090\)/);
+    });
+  });
+
+  describe("jira-cluster (EFS shared home and cluster.properties, at each start)", function () {
+    const helper = join(cookbook, "files", "jira-cluster.sh");
+    const instanceId = "i-0123456789abcdef0";
+    const efs = "fs-0123456789abcdef0.efs.eu-west-1.amazonaws.com";
+    let imds: Server;
+    let imdsUrl: string;
+    let imdsLog: string[];
+    let scratch: string;
+    let home: string;
+    let shared: string;
+    let fakeBin: string;
+    let configDir: string;
+
+    before(async function () {
+      requireTool("curl", "curl");
+      // A stand-in for the instance metadata service that, like the real one with IMDSv2 required,
+      // answers only with a session token obtained by PUT.
+      imds = createServer((req, res) => {
+        imdsLog.push(`${req.method} ${req.url}`);
+        if (req.method === "PUT" && req.url === "/latest/api/token" && req.headers["x-aws-ec2-metadata-token-ttl-seconds"]) {
+          res.end("token-123");
+        } else if (req.method === "GET" && req.headers["x-aws-ec2-metadata-token"] !== "token-123") {
+          res.writeHead(401).end();
+        } else if (req.url === "/latest/meta-data/instance-id") {
+          res.end(instanceId);
+        } else if (req.url === "/latest/meta-data/local-ipv4") {
+          res.end("10.0.1.23");
+        } else {
+          res.writeHead(404).end();
+        }
+      });
+      await new Promise<void>((done) => imds.listen(0, "127.0.0.1", done));
+      imdsUrl = `http://127.0.0.1:${(imds.address() as AddressInfo).port}`;
+    });
+
+    after(function () {
+      imds.close();
+    });
+
+    beforeEach(async function () {
+      imdsLog = [];
+      scratch = tempDir("jira-cluster-");
+      home = join(scratch, "home");
+      shared = join(scratch, "shared");
+      await mkdir(home);
+      configDir = await startEnv({ install: join(scratch, "jira"), home, shared });
+      // mount and mountpoint stand-ins: mount records its arguments and marks the folder mounted.
+      fakeBin = join(scratch, "bin");
+      await mkdir(fakeBin);
+      await writeFile(
+        join(fakeBin, "mount"),
+        `#!/bin/sh\nprintf '%s\\n' "$*" >> "${scratch}/mount-calls"\n[ -z "$FAKE_MOUNT_FAIL" ] || exit 32\ntouch "${scratch}/mounted"\n`,
+      );
+      await writeFile(join(fakeBin, "mountpoint"), `#!/bin/sh\n[ -e "${scratch}/mounted" ]\n`);
+      await chmod(join(fakeBin, "mount"), 0o755);
+      await chmod(join(fakeBin, "mountpoint"), 0o755);
+    });
+
+    async function run(launch: string, env: Record<string, string> = {}) {
+      await writeFile(join(configDir, "launch.env"), launch);
+      return execa("bash", [helper], {
+        reject: false,
+        env: { JIRA_IMAGES_CONFIG_DIR: configDir, IMDS_ENDPOINT: imdsUrl, PATH: `${fakeBin}:${process.env.PATH}`, ...env },
+      });
+    }
+
+    const mountCalls = async () => (await readFile(join(scratch, "mount-calls"), "utf8").catch(() => "")).trim().split("\n").filter(Boolean);
+
+    it("mounts the EFS shared home over TLS and writes cluster.properties with the instance id as node id", async function () {
+      const result = await run(`JIRA_ENVIRONMENT=prod\nJIRA_CLUSTER=true\nJIRA_SHARED_HOME_EFS=${efs}\n`);
+      assert.equal(result.exitCode, 0, result.stderr);
+      assert.deepEqual(await mountCalls(), [`-t efs -o tls ${efs}:/ ${shared}`]);
+      assert.equal(imdsLog[0], "PUT /latest/api/token", "IMDSv2: a token first");
+      const { jira } = await attributes("prod");
+      assert.equal(
+        await readFile(join(home, "cluster.properties"), "utf8"),
+        [
+          "# Written by jira-images (jira-cluster) at each start from the launch settings; edits are lost.",
+          `jira.node.id = ${instanceId}`,
+          `jira.shared.home = ${shared}`,
+          "ehcache.peer.discovery = default",
+          "ehcache.listener.hostName = 10.0.1.23",
+          `ehcache.listener.port = ${jira.cluster.ehcache_listener_port}`,
+          `ehcache.object.port = ${jira.cluster.ehcache_object_port}`,
+          "",
+        ].join("\n"),
+      );
+      assert.equal((await stat(join(home, "cluster.properties"))).mode & 0o777, 0o640);
+      // A restart finds the share mounted and does not mount it again.
+      assert.equal((await run(`JIRA_CLUSTER=true\nJIRA_SHARED_HOME_EFS=${efs}\n`)).exitCode, 0);
+      assert.equal((await mountCalls()).length, 1);
+    });
+
+    it("runs standalone without JIRA_CLUSTER=true: no mount, no metadata, a stale cluster.properties removed", async function () {
+      await writeFile(join(home, "cluster.properties"), "jira.node.id = old\n");
+      for (const launch of ["JIRA_ENVIRONMENT=dev\n", "JIRA_CLUSTER=false\n"]) {
+        const result = await run(launch);
+        assert.equal(result.exitCode, 0, result.stderr);
+        assert.equal(await stat(join(home, "cluster.properties")).catch(() => null), null);
+      }
+      assert.deepEqual(await mountCalls(), []);
+      assert.deepEqual(imdsLog, []);
+    });
+
+    const refused: [string, RegExp][] = [
+      ["JIRA_CLUSTER=yes\n", /JIRA_CLUSTER in .* must be true or false, not 'yes'/],
+      ["JIRA_CLUSTER=true\n", /JIRA_CLUSTER=true needs JIRA_SHARED_HOME_EFS/],
+      ["JIRA_CLUSTER=true\nJIRA_SHARED_HOME_EFS=fs-1;touch${MARKER}\n", /JIRA_SHARED_HOME_EFS in .* must be an EFS DNS name/],
+      ["JIRA_CLUSTER=true\nJIRA_SHARED_HOME_EFS=$(touch ${MARKER})\n", /JIRA_SHARED_HOME_EFS in .* must be an EFS DNS name/],
+    ];
+    for (const [launch, message] of refused) {
+      it(`refuses ${JSON.stringify(launch.trim())} before mounting anything`, async function () {
+        const marker = join(scratch, "pwned");
+        const result = await run(launch.replace("${MARKER}", marker));
+        assert.notEqual(result.exitCode, 0);
+        assert.match(result.stderr, message);
+        assert.deepEqual(await mountCalls(), []);
+        assert.equal(await stat(marker).catch(() => null), null);
+        assert.equal(await stat(join(home, "cluster.properties")).catch(() => null), null);
+      });
+    }
+
+    it("fails with the reason, writing no cluster.properties, when the mount fails or IMDS refuses", async function () {
+      const launch = `JIRA_CLUSTER=true\nJIRA_SHARED_HOME_EFS=${efs}\n`;
+      const mountFails = await run(launch, { FAKE_MOUNT_FAIL: "1" });
+      assert.notEqual(mountFails.exitCode, 0);
+      assert.match(mountFails.stderr, /jira-cluster: error: cannot mount fs-.*:\/ on .*: is the mount target/);
+      const noImds = await run(launch, { IMDS_ENDPOINT: "http://127.0.0.1:9" });
+      assert.notEqual(noImds.exitCode, 0);
+      assert.match(noImds.stderr, /jira-cluster: error: cannot get an IMDSv2 token/);
+      assert.equal(await stat(join(home, "cluster.properties")).catch(() => null), null);
+    });
+  });
+});
