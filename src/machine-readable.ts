@@ -22,8 +22,8 @@ const INTERRUPT_MESSAGE = "Cancelling build after receiving interrupt";
 /** Packer's final message when it exits 0 without any artifact. */
 const NO_ARTIFACTS_MESSAGE = "Builds finished but no artifacts were created.";
 /**
- * The amazon plugin's region-copy cleanup after a failure: it removes the temporary image that
- * `AMI: ami-...` named (with encrypt_boot every final image is a copy of it).
+ * The amazon plugin's region-copy cleanup (after every encrypted build, failed or not): it removes
+ * the temporary image its "AMI" line (AMI: ami-...) named; with encrypt_boot every final image is a copy.
  */
 const TEMPORARY_AMI_REMOVED_MESSAGE = "Deregistering the AMI and deleting unencrypted temporary AMIs and snapshots";
 
@@ -146,7 +146,7 @@ export interface BuildError {
 }
 
 /**
- * An AMI that Packer's ui lines say was made: `created` (`AMI: ami-...`, in the build region),
+ * An AMI that Packer's ui lines say was made: `created` ("AMI" line (AMI: ami-...), in the build region),
  * `tagged` (`Adding tags to AMI (ami-...)`, any region) or `listed` ("AMIs were created", with its region).
  */
 export interface AmiMention {
@@ -253,7 +253,7 @@ export class MachineReadableParser {
     removedAmis: [],
     truncated: false,
   };
-  /** The last AMI named by `AMI: ami-...`: the temporary image a region-copy cleanup removes. */
+  /** The last AMI named by an "AMI" line (AMI: ami-...): the temporary image a region-copy cleanup removes. */
   private lastCreatedAmi: string | undefined;
 
   constructor(limits: Partial<ParserLimits> = {}) {

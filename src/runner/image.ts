@@ -59,9 +59,9 @@ export interface LeftImage {
 
 /**
  * Every AMI that a failed run's log says was made and not removed again: the artifacts' valid
- * pairs (also of ids mixing valid and invalid pairs), the amazon plugin's `AMI: ami-...`,
+ * pairs (also of ids mixing valid and invalid pairs), the amazon plugin's "AMI" line (AMI: ami-...),
  * `Adding tags to AMI (...)` and "AMIs were created" lines, and the manifest's AMIs; minus the
- * ones Packer's cleanup deregistered. `AMI: ...` is in the build region when the caller knows it.
+ * ones Packer's cleanup deregistered. the "AMI" line names the image in the build region when the caller knows it.
  */
 export function imagesLeftBehind(
   stream: Pick<BuildStream, "artifacts" | "amiMentions" | "removedAmis">,

@@ -306,12 +306,16 @@ class Runner {
     if (exit.exitCode !== 0) {
       const errors = packerErrorLines(stream, this.redactor);
       const left = await this.leftBehind(stream, run.manifestPath);
+      const packerErrors = errors.length > 0 ? errors : ["(Packer printed no error message)"];
       // An image made before a post-processor, a copy or tagging failed is not in the state: say so.
-      return this.fail(
-        left.length > 0 ? "PACKER_FAILED_AFTER_IMAGE" : "PACKER_FAILED",
-        `packer build ${describeExit(exit)}` + (left.length > 0 ? " after creating images that no state records" : ""),
-        [...(errors.length > 0 ? errors : ["(Packer printed no error message)"]), ...left, logLine],
-      );
+      if (left.length > 0) {
+        return this.fail("PACKER_FAILED_AFTER_IMAGE", `packer build ${describeExit(exit)} after creating images that no state records`, [
+          ...packerErrors,
+          ...left,
+          logLine,
+        ]);
+      }
+      return this.fail("PACKER_FAILED", `packer build ${describeExit(exit)}`, [...packerErrors, logLine]);
     }
     const selection = selectStageImage(stream);
     if (selection.kind === "none") {
