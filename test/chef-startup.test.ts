@@ -203,7 +203,7 @@ describe("Jira start-up (cookbook library and templates, rendered per environmen
   });
 
   describe("dbconfig.xml template", function () {
-    it("sets the keep-alive and socket timeout of Atlassian's PostgreSQL template", async function () {
+    it("sets the keep-alive and socket timeout of Atlassian's PostgreSQL template, and keeps the whole pool idle", async function () {
       for (const env of ["dev", "prod"]) {
         const { jira } = await attributes(env);
         const script =
@@ -212,6 +212,7 @@ describe("Jira start-up (cookbook library and templates, rendered per environmen
         const { stdout } = await execa("ruby", ["-e", script, join(cookbook, "templates", "dbconfig.xml.erb"), JSON.stringify(jira.db)]);
         assert.match(stdout, /^ {4}<connection-properties>tcpKeepAlive=true;socketTimeout=240<\/connection-properties>$/m, env);
         assert.match(stdout, /<url>jdbc:postgresql:\/\//);
+        assert.match(stdout, new RegExp(`<pool-max-size>${jira.db.pool_max_size}</pool-max-size>\\n {4}<pool-max-idle>${jira.db.pool_max_size}</pool-max-idle>\\n`), env);
       }
     });
   });
