@@ -75,7 +75,7 @@ for (const stack of ["dev", "prod"] as const) {
       const common = ["ami_regions", "build_instance_type", "inputs_hash", "kms_key_id", "region", "region_kms_key_ids", "ssh_username", "stage"];
       const keys = (stage: string) => Object.keys(commandVars(commandOf(run, stage).inputs.create)).sort();
       assert.deepEqual(keys("base"), [...common, "source_ami", "source_ami_name_filter", "source_ami_owners"].sort());
-      assert.deepEqual(keys("jira"), [...common, "jira_version", "source_ami"].sort());
+      assert.deepEqual(keys("jira"), [...common, "jira_installer_sha256", "jira_version", "source_ami"].sort());
       assert.deepEqual(keys(custom), [...common, "chef_node", "environment", "jira_version", "source_ami"].sort());
       const base = commandVars(commandOf(run, "base").inputs.create);
       assert.equal(base.source_ami, "");
@@ -460,6 +460,11 @@ describe("program edge cases (runtime mocks)", () => {
     const [fs] = byType(run, "aws:efs/fileSystem:FileSystem");
     assert.equal(fs!.inputs.encrypted, true);
     assert.deepEqual(byType(run, "aws:efs/backupPolicy:BackupPolicy").map((b) => b.inputs.backupPolicy.status), ["ENABLED"]);
+    const [policy] = byType(run, "aws:efs/fileSystemPolicy:FileSystemPolicy").map((p) => JSON.parse(p.inputs.policy));
+    assert.deepEqual(policy.Statement[1].Condition, { Bool: { "aws:SecureTransport": "false" } });
+    assert.equal(policy.Statement[1].Effect, "Deny");
+    assert.deepEqual(policy.Statement[0].Condition, { Bool: { "elasticfilesystem:AccessedViaMountTarget": "true" } });
+    assert.match(policy.Statement[0].Resource, /^arn:aws:mock:eu-west-1:123456789012:aws:efs\/fileSystem:FileSystem\//);
     const targets = byType(run, "aws:efs/mountTarget:MountTarget");
     assert.deepEqual(targets.map((t) => t.inputs.subnetId).sort(), ["subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"]);
     for (const t of targets) assert.deepEqual(t.inputs.securityGroups, ["prod-shared-home-id"]);
