@@ -6,6 +6,12 @@ import { userDataWithinBudget } from "./user-data.ts";
 
 /** SSM Session Manager instead of SSH keys: no key pair, no port 22. */
 export const SSM_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore";
+/**
+ * The permissions boundary every instance role carries (docs/iam/instance-boundary.json, created by
+ * the platform team): the deploy role may create roles only with it, so it cannot mint a role that
+ * is more than an instance role.
+ */
+export const INSTANCE_ROLE_BOUNDARY = "jira-images-instance-boundary";
 
 export interface EnvironmentImage {
   /** Leaf stage the instances run, e.g. custom-dev. */
@@ -103,10 +109,14 @@ export class JiraEnvironment extends pulumi.ComponentResource {
             return [...ids].sort();
           });
 
+    // The caller's own account and partition (arn:<partition>:sts::<account>:...).
+    const caller = aws.getCallerIdentityOutput({}, child);
+    const boundaryArn = pulumi.interpolate`arn:${caller.arn.apply((arn) => arn.split(":")[1])}:iam::${caller.accountId}:policy/${INSTANCE_ROLE_BOUNDARY}`;
     const role = new aws.iam.Role(
       `${name}-instance-role`,
       {
         description: `Jira instances of ${config.environment} (SSM managed)`,
+        permissionsBoundary: boundaryArn,
         assumeRolePolicy: JSON.stringify({
           Version: "2012-10-17",
           Statement: [{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }],

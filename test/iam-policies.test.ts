@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { INSTANCE_ROLE_BOUNDARY } from "../src/instances.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const iamDir = join(root, "docs", "iam");
@@ -150,10 +151,14 @@ describe("IAM policies for CI (docs/iam)", () => {
     });
   }
 
-  it("the program's instance roles match the names the deploy policies allow and carry the boundary", () => {
+  it("the boundary the deploy policies require is the one the program sets, and the instance-role names match", () => {
     const source = readFileSync(join(root, "src", "instances.ts"), "utf8");
     assert.match(source, /`\$\{name\}-instance-role`/);
     assert.match(source, /`\$\{name\}-instance-profile`/);
-    assert.match(source, /permissionsBoundary:/);
+    assert.equal(INSTANCE_ROLE_BOUNDARY, "jira-images-instance-boundary");
+    // What the boundary allows covers the instance role's own policy (names under jira-images/<env>/).
+    const boundary = read("instance-boundary.json");
+    assert.ok(allowed(boundary).includes("ssm:GetParameter") && allowed(boundary).includes("secretsmanager:GetSecretValue"));
+    assert.ok(!allowed(boundary).some((a) => a.startsWith("iam:") || a === "*"), "the boundary grants no IAM");
   });
 });

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { strict as assert } from "node:assert";
 import { loadStackConfigFile } from "../src/config.ts";
-import { SSM_POLICY_ARN } from "../src/instances.ts";
+import { INSTANCE_ROLE_BOUNDARY, SSM_POLICY_ARN } from "../src/instances.ts";
 import { REEMIT_PREVIOUS_RESULT, type ImageSummary } from "../src/pipeline.ts";
 import {
   PROJECT_ROOT,
@@ -129,6 +129,10 @@ for (const stack of ["dev", "prod"] as const) {
       }
       const attachment = byType(run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment");
       assert.deepEqual(attachment.map((a) => a.inputs.policyArn), [SSM_POLICY_ARN]);
+      // The deploy role may create roles only with this boundary (docs/iam/deploy-<env>-policy.json).
+      const [instanceRole, ...otherRoles] = byType(run, "aws:iam/role:Role");
+      assert.equal(otherRoles.length, 0);
+      assert.equal(instanceRole!.inputs.permissionsBoundary, `arn:aws:iam::111122223333:policy/${INSTANCE_ROLE_BOUNDARY}`);
       const [dbSecret] = byType(run, "aws:iam/rolePolicy:RolePolicy");
       assert.deepEqual(
         JSON.parse(dbSecret!.inputs.policy).Statement.map((s: { Action: string[]; Resource: string }) => [s.Action[0], s.Resource]),
@@ -288,7 +292,7 @@ describe("program edge cases (runtime mocks)", () => {
       },
     });
     assert.equal(run.error, undefined);
-    assert.deepEqual(run.calls, []);
+    assert.deepEqual(run.calls.filter((token) => token.startsWith("aws:ec2/")), [], "no VPC or subnet lookup");
     assert.equal(byType(run, SG)[0]!.inputs.vpcId, "vpc-0123456789abcdef0");
     assert.deepEqual(byType(run, INSTANCE).map((i) => [i.inputs.subnetId, i.inputs.associatePublicIpAddress]), [
       ["subnet-01111111111111111", true],

@@ -155,6 +155,9 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
       },
       call(args) {
         calls.push(args.token);
+        if (args.token === "aws:index/getCallerIdentity:getCallerIdentity") {
+          return { accountId: "111122223333", arn: "arn:aws:sts::111122223333:assumed-role/jira-images-deploy-dev/ci", userId: "AROAEXAMPLE:ci", id: "111122223333" };
+        }
         if (args.token === "aws:ec2/getVpc:getVpc") return { id: "vpc-0d0e0f0a0b0c0d0e0", cidrBlock: "172.31.0.0/16" };
         if (args.token === "aws:ec2/getSubnets:getSubnets") return { ids: ["subnet-0bbbbbbbbbbbbbbbb", "subnet-0aaaaaaaaaaaaaaaa"] };
         throw new Error(`unexpected invoke ${args.token}`);
