@@ -6,6 +6,8 @@ import { parseStackConfig, type StackConfig } from "./src/config.ts";
 import { customStageName, lineage } from "./src/stages.ts";
 import { ImagePipeline } from "./src/pipeline.ts";
 import { JiraEnvironment } from "./src/instances.ts";
+import { environmentSecret } from "./src/iam.ts";
+import { PublicSharingBlock } from "./src/public-access.ts";
 import { describeProblem, preflightError, stackPreflight } from "./src/preflight.ts";
 import { stackStages } from "./stages/index.ts";
 
@@ -30,6 +32,7 @@ export default function jiraImages(options: JiraImagesOptions = {}) {
 
   // Everything is checked before the first resource is declared.
   const stages = stackStages(config, projectRoot);
+  const secret = environmentSecret(projectRoot, config.environment);
   const problems = stackPreflight(stages, projectRoot, options.env ?? process.env);
   if (problems.length > 0 && !pulumi.runtime.isDryRun()) throw preflightError(stack, problems);
   // A preview runs on (e.g.) a pull request's checkout without git-lfs files: it says, and goes on.
@@ -48,13 +51,17 @@ export default function jiraImages(options: JiraImagesOptions = {}) {
   const provider = new aws.Provider(`aws-${config.region}`, { region: config.region });
   const environment = new JiraEnvironment(
     config.environment,
-    { config, image: { stage: leaf, lineage: lineage(stages, leaf), amiId: image.amiId, inputsHash: image.inputs.inputsHash } },
+    { config, secret, image: { stage: leaf, lineage: lineage(stages, leaf), amiId: image.amiId, inputsHash: image.inputs.inputsHash } },
     { providers: [provider] },
   );
+  if (config.blockPublicImageSharing) {
+    new PublicSharingBlock("public-sharing-block", { regions: [config.region, ...config.amiRegions] }, { providers: [provider] });
+  }
 
   return {
     amiIds: pipeline.amiIds,
     images: pipeline.images,
     instances: environment.summary,
+    loadBalancerDnsName: environment.loadBalancerDnsName,
   };
 }

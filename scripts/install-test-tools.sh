@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Builds the real tools the test suite runs against (the Pulumi CLI, its nodejs language host and
-# the command provider; a current Packer and its amazon plugin; moto's EC2 emulator) into .tools/
-# (git-ignored). Idempotent: a tool already built at the wanted version is kept. Users with the
+# Builds the real tools that test/real/ runs against (the Pulumi CLI; a current Packer and its
+# amazon plugin; moto's EC2 emulator) into .tools/ (git-ignored). Idempotent: a tool already built at the wanted version is kept. Users with the
 # official Pulumi CLI and Packer need none of this.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -16,6 +16,8 @@ type Kind = "string" | "integer" | "boolean" | "array";
 
 interface Setting<T> {
   kind: Kind;
+  /** Item type of an array (Pulumi.yaml `items:`); string unless said. */
+  items?: "string" | "integer";
   description: string;
   /** Absent means required: the stack file must set it. Mirrored by `default:` in Pulumi.yaml. */
   default?: T;
@@ -24,6 +26,8 @@ interface Setting<T> {
   /** A valid value for the `pulumi config set` hint. */
   example: string;
   schema: z.ZodType<T>;
+  /** Shows a rejected raw value in the error without what must not be printed (credentials). */
+  redact?: (raw: string) => string;
 }
 
 function setting<T>(s: Setting<T>): Setting<T> {
@@ -82,19 +86,39 @@ function portSetting(description: string, defaultPort: number): Setting<number> 
 }
 
 /**
- * An http(s) URL that user data can write into its quoted heredoc and the image read back as
- * KEY=value: no quotes, spaces, newlines, `$` or backslashes.
+ * Characters a launch setting may never hold: user data writes values into launch.env verbatim,
+ * one `KEY=value` per line, which the image and systemd's EnvironmentFile read as data. Quotes,
+ * backslashes and `$` would be interpreted by systemd; control characters would split lines.
  */
-export const LAUNCH_SAFE_URL = /^https?:\/\/[^\s'"`$\\]+$/;
+export const LAUNCH_UNSAFE = /[\u0000-\u001f\u007f\s'"`$\\]/;
 
-function isHttpUrl(value: string): boolean {
-  if (!LAUNCH_SAFE_URL.test(value)) return false;
+/**
+ * An http(s) URL (WHATWG URL parser) with a host, without `user:password@` (credentials would end
+ * up in user data and in every link Jira builds) and without LAUNCH_UNSAFE characters.
+ * Query strings such as `?a=1&b=2` are fine: the value is data, never shell.
+ */
+export function isLaunchUrl(value: string): boolean {
+  if (!/^https?:\/\//.test(value) || LAUNCH_UNSAFE.test(value)) return false;
+  let url: URL;
   try {
-    new URL(value);
-    return true;
+    url = new URL(value);
   } catch {
     return false;
   }
+  return url.hostname !== "" && url.username === "" && url.password === "";
+}
+
+/** `scheme://user:password@host` shown as `scheme://***@host`. */
+function redactUserinfo(raw: string): string {
+  return raw.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^?#]*@/, "$1***@");
+}
+
+const ACM_CERTIFICATE_ARN = /^arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{12}:certificate\/[0-9a-f-]{36}$/;
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):\d{12}:key\/(mrk-[0-9a-f]{32}|[0-9a-f-]{36})$/;
+
+/** Region of an ACM or KMS ARN (the fourth field). */
+function arnRegion(arn: string): string {
+  return arn.split(":")[3]!;
 }
 
 /**
@@ -248,9 +272,78 @@ export const SETTINGS = {
     kind: "string",
     description: "Jira base URL handed to the instances in user data; empty leaves it unset.",
     default: "",
-    expect: 'an http(s) URL without quotes or spaces, or ""',
+    expect: 'an http(s) URL with a host and without user:password@, spaces, quotes, backslashes or $, or ""',
     example: "https://jira.example.com",
-    schema: z.union([z.literal(""), z.string().max(512).refine(isHttpUrl)]),
+    schema: z.union([z.literal(""), z.string().max(512).refine(isLaunchUrl)]),
+    redact: redactUserinfo,
+  }),
+  vpcEndpoints: setting({
+    kind: "string",
+    description:
+      "Interface endpoints (SSM, Session Manager, Secrets Manager) for instances without another route to AWS: auto creates them in the default VPC only, always in any VPC, never not at all.",
+    default: "auto",
+    expect: "auto, always or never",
+    example: "auto",
+    schema: z.enum(["auto", "always", "never"]),
+  }),
+  secretsKmsKeyArn: setting({
+    kind: "string",
+    description:
+      "Customer-managed KMS key encrypting this environment's database secret; empty: the AWS managed key (aws/ssm or aws/secretsmanager).",
+    default: "",
+    expect: 'a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>) in the stack\'s region, or ""',
+    example: "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    schema: z.union([z.literal(""), z.string().regex(KMS_KEY_ARN)]),
+  }),
+  certificateArn: setting({
+    kind: "string",
+    description: "ACM certificate of the load balancer's HTTPS listener; empty: no HTTPS (needs allowPlainHttp).",
+    default: "",
+    expect: 'an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>) in the stack\'s region, or ""',
+    example: "arn:aws:acm:eu-west-1:123456789012:certificate/1234abcd-12ab-34cd-56ef-1234567890ab",
+    schema: z.union([z.literal(""), z.string().regex(ACM_CERTIFICATE_ARN)]),
+  }),
+  allowPlainHttp: setting({
+    kind: "boolean",
+    description: "Serve Jira over plain HTTP on port 80 of the load balancer (otherwise port 80 only redirects to HTTPS).",
+    default: false,
+    expect: "true or false",
+    example: "false",
+    schema: z.boolean(),
+  }),
+  loadBalancerInternal: setting({
+    kind: "boolean",
+    description: "Internal load balancer (reachable inside the VPC and connected networks only); false makes it internet-facing.",
+    default: true,
+    expect: "true or false",
+    example: "true",
+    schema: z.boolean(),
+  }),
+  loadBalancerSubnetIds: setting({
+    kind: "array",
+    description: "Subnets of the load balancer, in at least two availability zones; empty uses the instances' subnets.",
+    default: [] as string[],
+    expect: "a list of subnet IDs (subnet-xxxxxxxx)",
+    example: '["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]',
+    schema: z.array(z.string().regex(/^subnet-[0-9a-f]{8,17}$/)),
+  }),
+  smtpPorts: setting({
+    kind: "array",
+    items: "integer",
+    description: "TCP ports opened outbound for Jira's mail (e.g. [587]); empty opens none.",
+    default: [] as number[],
+    expect: "a list of TCP ports from 1 to 65535, e.g. [587]",
+    example: "[587]",
+    schema: z.array(z.int().min(1).max(65535)),
+  }),
+  blockPublicImageSharing: setting({
+    kind: "boolean",
+    description:
+      "Turn on the account-wide block of public AMI and EBS snapshot sharing in the build and copy regions (enable it in one stack per account).",
+    default: false,
+    expect: "true or false",
+    example: "true",
+    schema: z.boolean(),
   }),
   rootVolumeSizeGb: setting({
     kind: "integer",
@@ -391,7 +484,8 @@ export function parseStackConfig(raw: Readonly<Record<string, string>>, source: 
     if (parsed.success) {
       values[key] = parsed.data;
     } else {
-      problems.push(`${where(key)} must be ${spec.expect}, got ${JSON.stringify(rawValue)}. ${fix(key, spec.example)}`);
+      const shown = spec.redact ? spec.redact(rawValue) : rawValue;
+      problems.push(`${where(key)} must be ${spec.expect}, got ${JSON.stringify(shown)}. ${fix(key, spec.example)}`);
     }
   }
 
@@ -431,6 +525,7 @@ export function parseStackConfig(raw: Readonly<Record<string, string>>, source: 
           fix("vpcId", SETTINGS.vpcId.example),
       );
     }
+    problems.push(...environmentProblems(values as Omit<StackConfig, "stack" | "tags">, where, fix));
     for (const pair of values.tags as string[]) {
       const eq = pair.indexOf("=");
       const tagKey = pair.slice(0, eq);
@@ -448,6 +543,54 @@ export function parseStackConfig(raw: Readonly<Record<string, string>>, source: 
     throw new JiraImagesError("CONFIG_INVALID", `stack ${source.stack}:\n  ${problems.join("\n  ")}`);
   }
   return { ...(values as Omit<StackConfig, "stack" | "tags">), stack: source.stack, tags: Object.fromEntries(tags) };
+}
+
+/**
+ * Combinations that cannot work once instances are declared: instances without a path to SSM and
+ * their secret, a load balancer without a listener, a base URL its listeners do not serve, ARNs in
+ * another region.
+ */
+function environmentProblems(
+  c: Omit<StackConfig, "stack" | "tags">,
+  where: (key: string) => string,
+  fix: (key: string, value: string) => string,
+): string[] {
+  const problems: string[] = [];
+  for (const key of ["certificateArn", "secretsKmsKeyArn"] as const) {
+    if (c[key] !== "" && arnRegion(c[key]) !== c.region) {
+      problems.push(`${where(key)} is in region ${arnRegion(c[key])}, not the stack's region ${c.region}. ${fix(key, SETTINGS[key].example)}`);
+    }
+  }
+  if (c.loadBalancerSubnetIds.length > 0 && c.vpcId === "") {
+    problems.push(`${where("vpcId")} is required when loadBalancerSubnetIds is set. ${fix("vpcId", SETTINGS.vpcId.example)}`);
+  }
+  if (c.instanceCount === 0) return problems;
+  if (c.vpcId === "" && c.vpcEndpoints === "never" && !c.associatePublicIp) {
+    problems.push(
+      `${where("vpcEndpoints")} is never, but the instances run in the default VPC without a public IP and it has no NAT: ` +
+        "they could reach neither SSM Session Manager nor their database secret. " +
+        `Fix: remove ${PROJECT}:vpcEndpoints (auto creates the endpoints), or set ${PROJECT}:vpcId and ${PROJECT}:subnetIds to subnets with a NAT route`,
+    );
+  }
+  if (c.certificateArn === "" && !c.allowPlainHttp) {
+    problems.push(
+      `${where("certificateArn")} is required: the load balancer serves Jira over HTTPS only unless allowPlainHttp is true. ` +
+        fix("certificateArn", SETTINGS.certificateArn.example),
+    );
+  }
+  if (c.jiraBaseUrl !== "") {
+    const scheme = new URL(c.jiraBaseUrl).protocol;
+    if (scheme === "https:" && c.certificateArn === "") {
+      problems.push(`${where("jiraBaseUrl")} is https, but without certificateArn the load balancer has no HTTPS listener. ${fix("certificateArn", SETTINGS.certificateArn.example)}`);
+    }
+    if (scheme === "http:" && !c.allowPlainHttp) {
+      problems.push(
+        `${where("jiraBaseUrl")} is plain http, but the load balancer redirects HTTP to HTTPS. ` +
+          `Fix: use an https:// base URL, or write "${PROJECT}:allowPlainHttp: true" under config: in the stack file`,
+      );
+    }
+  }
+  return problems;
 }
 
 /** Tags the program sets itself (lineage and ownership); config must not override them. */

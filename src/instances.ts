@@ -1,17 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { JiraImagesError } from "./errors.ts";
 import { PROJECT, type StackConfig } from "./config.ts";
-import { userDataWithinBudget } from "./user-data.ts";
-
-/** SSM Session Manager instead of SSH keys: no key pair, no port 22. */
-export const SSM_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore";
-/**
- * The permissions boundary every instance role carries (docs/iam/instance-boundary.json, created by
- * the platform team): the deploy role may create roles only with it, so it cannot mint a role that
- * is more than an instance role.
- */
-export const INSTANCE_ROLE_BOUNDARY = "jira-images-instance-boundary";
+import { InstanceRole, type EnvironmentSecret } from "./iam.ts";
+import { JiraLoadBalancer, cidrName } from "./load-balancer.ts";
+import { ServiceEndpoints, endpointServices, resolvePlacement, wantsEndpoints } from "./network.ts";
+import { SharedHome } from "./shared-home.ts";
+import { longestEfsDnsName, userDataWithinBudget, type LaunchSettings } from "./user-data.ts";
 
 export interface EnvironmentImage {
   /** Leaf stage the instances run, e.g. custom-dev. */
@@ -25,6 +19,8 @@ export interface EnvironmentImage {
 export interface JiraEnvironmentArgs {
   config: StackConfig;
   image: EnvironmentImage;
+  /** The database secret the image reads (environmentSecret in iam.ts). */
+  secret: EnvironmentSecret;
 }
 
 export interface InstanceSummary {
@@ -36,21 +32,10 @@ export interface InstanceSummary {
 }
 
 /**
- * The instances read Jira's database password at service start, by name, from SSM Parameter Store
- * or Secrets Manager (packer/chef/roles/jira-<env>.json): only names under `jira-images/<env>/`,
- * so dev can never read prod's. The account is `*` because an identity policy only reaches its
- * own account's secrets unless another account's resource policy also allows it.
+ * Ports cluster nodes replicate Jira's caches on (Ehcache RMI listener and object ports), as the
+ * image configures them (packer/chef/cookbooks/jira/attributes/default.rb, node['jira']['cluster']).
  */
-function dbSecretPolicy(config: Pick<StackConfig, "region" | "environment">): object {
-  const prefix = `${PROJECT}/${config.environment}/`;
-  return {
-    Version: "2012-10-17",
-    Statement: [
-      { Effect: "Allow", Action: ["ssm:GetParameter"], Resource: `arn:aws:ssm:${config.region}:*:parameter/${prefix}*` },
-      { Effect: "Allow", Action: ["secretsmanager:GetSecretValue"], Resource: `arn:aws:secretsmanager:${config.region}:*:secret:${prefix}*` },
-    ],
-  };
-}
+export const CLUSTER_CACHE_PORTS = [40001, 40011] as const;
 
 /** Name of the i-th instance of an environment (also its hostname). */
 function instanceName(environment: string, index: number): string {
@@ -72,111 +57,136 @@ function environmentTags(config: StackConfig, image: EnvironmentImage): Record<s
 }
 
 /**
- * The EC2 instances of one environment, launched from its custom image: IMDSv2 only, encrypted
- * root volume, no public IP unless configured, reachable through SSM (no SSH key), and a
- * security group that opens only Jira's port to the configured CIDRs, and outbound only HTTPS
- * and the database port to the database's CIDRs.
+ * One environment's Jira: instances launched from its custom image (IMDSv2 only, encrypted root
+ * volume, no public IP unless configured, Session Manager instead of SSH) behind an application
+ * load balancer; interface endpoints where they have no other way to SSM and their secret; and
+ * with more than one instance a Data Center cluster on an EFS shared home with sticky sessions.
+ * The instances' security group lets in only the load balancer on Jira's port (and, in a cluster,
+ * the other nodes on the cache ports), and lets out HTTPS, the database, SMTP and the shared home.
  */
 export class JiraEnvironment extends pulumi.ComponentResource {
-  readonly instances: aws.ec2.Instance[];
+  readonly instances: aws.ec2.Instance[] = [];
   readonly summary: pulumi.Output<InstanceSummary[]>;
+  /** The load balancer's DNS name; undefined without instances. */
+  readonly loadBalancerDnsName: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: JiraEnvironmentArgs, opts?: pulumi.ComponentResourceOptions) {
     super("jira-images:env:JiraEnvironment", name, {}, opts);
-    const { config, image } = args;
+    const { config, image, secret } = args;
     const tags = environmentTags(config, image);
     const child = { parent: this };
-    this.instances = [];
 
     if (config.instanceCount === 0) {
       this.summary = pulumi.output([]);
+      this.loadBalancerDnsName = pulumi.output(undefined);
       this.registerOutputs({ instances: this.summary });
       return;
     }
+    const cluster = config.instanceCount > 1;
+    const settings = (i: number, sharedHomeEfs?: string): LaunchSettings => ({
+      hostname: instanceName(config.environment, i),
+      environment: config.environment,
+      jiraBaseUrl: config.jiraBaseUrl,
+      sharedHomeEfs,
+    });
+    // Before any resource: the longest user data this environment can get must fit its budget.
+    for (let i = 0; i < config.instanceCount; i++) {
+      userDataWithinBudget(settings(i, cluster ? longestEfsDnsName(config.region) : undefined), config.userDataBudgetBytes);
+    }
 
-    const vpcId: pulumi.Output<string> =
-      config.vpcId !== "" ? pulumi.output(config.vpcId) : aws.ec2.getVpcOutput({ default: true }, child).id;
-    const subnetIds: pulumi.Output<string[]> =
-      config.subnetIds.length > 0
-        ? pulumi.output([...config.subnetIds])
-        : aws.ec2.getSubnetsOutput({ filters: [{ name: "vpc-id", values: [vpcId] }] }, child).ids.apply((ids) => {
-            if (ids.length === 0) {
-              throw new JiraImagesError(
-                "NETWORK_INVALID",
-                `environment ${config.environment}: the VPC has no subnets. Fix: set jira-images:subnetIds (and jira-images:vpcId) in Pulumi.${config.stack}.yaml`,
-              );
-            }
-            return [...ids].sort();
-          });
-
-    // The caller's own account and partition (arn:<partition>:sts::<account>:...).
-    const caller = aws.getCallerIdentityOutput({}, child);
-    const boundaryArn = pulumi.interpolate`arn:${caller.arn.apply((arn) => arn.split(":")[1])}:iam::${caller.accountId}:policy/${INSTANCE_ROLE_BOUNDARY}`;
-    const role = new aws.iam.Role(
-      `${name}-instance-role`,
-      {
-        description: `Jira instances of ${config.environment} (SSM managed)`,
-        permissionsBoundary: boundaryArn,
-        assumeRolePolicy: JSON.stringify({
-          Version: "2012-10-17",
-          Statement: [{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }],
-        }),
-        tags,
-      },
-      child,
-    );
-    new aws.iam.RolePolicyAttachment(`${name}-ssm-core`, { role: role.name, policyArn: SSM_POLICY_ARN }, child);
-    new aws.iam.RolePolicy(`${name}-db-secret`, { role: role.id, policy: JSON.stringify(dbSecretPolicy(config)) }, child);
-    const profile = new aws.iam.InstanceProfile(`${name}-instance-profile`, { role: role.name, tags }, child);
+    const placement = resolvePlacement(config, child);
+    const role = new InstanceRole(name, { environment: config.environment, region: config.region, secret, kmsKeyArn: config.secretsKmsKeyArn, tags }, child);
 
     const securityGroup = new aws.ec2.SecurityGroup(
-      `${name}-jira`,
+      `${name}-instances`,
+      { description: `Jira ${config.environment} instances: Jira from the load balancer; HTTPS, database, mail, shared home out`, vpcId: placement.vpcId, tags: { ...tags, Name: `${name}-instances` } },
+      child,
+    );
+    const egress = (ruleName: string, port: number, cidr: string, description: string) =>
+      new aws.vpc.SecurityGroupEgressRule(
+        `${name}-out-${ruleName}`,
+        { securityGroupId: securityGroup.id, ipProtocol: "tcp", fromPort: port, toPort: port, cidrIpv4: cidr, description, tags },
+        child,
+      );
+    egress("https", 443, "0.0.0.0/0", "HTTPS (SSM, Secrets Manager, package repositories)");
+    for (const cidr of config.databaseCidrs) egress(`db-${cidrName(cidr)}`, config.databasePort, cidr, "Jira database");
+    for (const port of config.smtpPorts) egress(`smtp-${port}`, port, "0.0.0.0/0", "Jira mail (SMTP)");
+    if (cluster) {
+      for (const port of CLUSTER_CACHE_PORTS) {
+        const rule = { securityGroupId: securityGroup.id, ipProtocol: "tcp", fromPort: port, toPort: port, referencedSecurityGroupId: securityGroup.id, tags };
+        new aws.vpc.SecurityGroupIngressRule(`${name}-in-cache-${port}`, { ...rule, description: "Jira cluster cache replication from the other nodes" }, child);
+        new aws.vpc.SecurityGroupEgressRule(`${name}-out-cache-${port}`, { ...rule, description: "Jira cluster cache replication to the other nodes" }, child);
+      }
+    }
+
+    const endpoints = wantsEndpoints(config)
+      ? new ServiceEndpoints(
+          name,
+          {
+            vpcId: placement.vpcId,
+            subnetIds: placement.zonalSubnetIds,
+            clientSecurityGroupId: securityGroup.id,
+            region: config.region,
+            services: endpointServices(secret.store),
+            tags,
+          },
+          child,
+        )
+      : undefined;
+    const sharedHome = cluster
+      ? new SharedHome(name, { environment: config.environment, vpcId: placement.vpcId, subnetIds: placement.zonalSubnetIds, instanceSecurityGroupId: securityGroup.id, tags }, child)
+      : undefined;
+    const loadBalancer = new JiraLoadBalancer(
+      name,
       {
-        description: `Jira ${config.environment}: HTTP from allowed CIDRs; HTTPS (SSM, packages) and the database out`,
-        vpcId,
-        ingress: config.allowedCidrs.length
-          ? [{ protocol: "tcp", fromPort: config.jiraPort, toPort: config.jiraPort, cidrBlocks: [...config.allowedCidrs], description: "Jira HTTP" }]
-          : [],
-        egress: [
-          { protocol: "tcp", fromPort: 443, toPort: 443, cidrBlocks: ["0.0.0.0/0"], description: "HTTPS (SSM, package repositories)" },
-          ...(config.databaseCidrs.length
-            ? [{ protocol: "tcp", fromPort: config.databasePort, toPort: config.databasePort, cidrBlocks: [...config.databaseCidrs], description: "Jira database" }]
-            : []),
-        ],
-        tags: { ...tags, Name: `${name}-jira` },
+        environment: config.environment,
+        vpcId: placement.vpcId,
+        subnetIds: placement.loadBalancerSubnetIds,
+        internal: config.loadBalancerInternal,
+        allowedCidrs: config.allowedCidrs,
+        certificateArn: config.certificateArn,
+        allowPlainHttp: config.allowPlainHttp,
+        jiraPort: config.jiraPort,
+        instanceSecurityGroupId: securityGroup.id,
+        sticky: cluster,
+        tags,
       },
       child,
     );
 
     for (let i = 0; i < config.instanceCount; i++) {
       const hostname = instanceName(config.environment, i);
-      const userData = userDataWithinBudget(
-        { hostname, environment: config.environment, jiraBaseUrl: config.jiraBaseUrl },
-        config.userDataBudgetBytes,
+      const userData: pulumi.Input<string> = sharedHome
+        ? sharedHome.dnsName.apply((dns) => userDataWithinBudget(settings(i, dns), config.userDataBudgetBytes))
+        : userDataWithinBudget(settings(i), config.userDataBudgetBytes);
+      // At boot the instance needs its endpoints (SSM, the secret) and, in a cluster, the shared home.
+      const dependsOn: pulumi.Input<pulumi.Input<pulumi.Resource>[]> = pulumi
+        .output(sharedHome?.mountTargets ?? [])
+        .apply((targets) => [...(endpoints?.endpoints ?? []), ...targets]);
+      const instance = new aws.ec2.Instance(
+        hostname,
+        {
+          ami: image.amiId,
+          instanceType: config.instanceType,
+          subnetId: placement.instanceSubnetIds.apply((ids) => ids[i % ids.length]!),
+          vpcSecurityGroupIds: [securityGroup.id],
+          iamInstanceProfile: role.profile.name,
+          associatePublicIpAddress: config.associatePublicIp,
+          metadataOptions: { httpTokens: "required", httpEndpoint: "enabled", httpPutResponseHopLimit: 1 },
+          rootBlockDevice: { encrypted: true, volumeType: "gp3", volumeSize: config.rootVolumeSizeGb, deleteOnTermination: true },
+          userData,
+          // Boot-time settings take effect only on a fresh instance.
+          userDataReplaceOnChange: true,
+          tags: { ...tags, Name: hostname },
+          volumeTags: { ...tags, Name: hostname },
+        },
+        { ...child, dependsOn },
       );
-      this.instances.push(
-        new aws.ec2.Instance(
-          hostname,
-          {
-            ami: image.amiId,
-            instanceType: config.instanceType,
-            subnetId: subnetIds.apply((ids) => ids[i % ids.length]!),
-            vpcSecurityGroupIds: [securityGroup.id],
-            iamInstanceProfile: profile.name,
-            associatePublicIpAddress: config.associatePublicIp,
-            metadataOptions: { httpTokens: "required", httpEndpoint: "enabled", httpPutResponseHopLimit: 1 },
-            rootBlockDevice: { encrypted: true, volumeType: "gp3", volumeSize: config.rootVolumeSizeGb, deleteOnTermination: true },
-            userData,
-            // Boot-time settings take effect only on a fresh instance.
-            userDataReplaceOnChange: true,
-            tags: { ...tags, Name: hostname },
-            volumeTags: { ...tags, Name: hostname },
-          },
-          child,
-        ),
-      );
+      loadBalancer.attach(hostname, instance);
+      this.instances.push(instance);
     }
 
+    this.loadBalancerDnsName = loadBalancer.dnsName;
     this.summary = pulumi.all(
       this.instances.map((instance, i) =>
         pulumi.all([instance.id, instance.privateIp, instance.ami, instance.subnetId]).apply(([id, privateIp, ami, subnetId]) => ({
@@ -188,6 +198,6 @@ export class JiraEnvironment extends pulumi.ComponentResource {
         })),
       ),
     );
-    this.registerOutputs({ instances: this.summary });
+    this.registerOutputs({ instances: this.summary, loadBalancerDnsName: this.loadBalancerDnsName });
   }
 }

@@ -7,6 +7,7 @@ import { userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
+import fc from "fast-check";
 import { tempDir } from "./helpers/temp-dir.ts";
 
 // How the Jira the images run starts: the unit, its heap, its database connection (rendered from
@@ -202,7 +203,7 @@ describe("Jira start-up (cookbook library and templates, rendered per environmen
   });
 
   describe("dbconfig.xml template", function () {
-    it("sets the keep-alive and socket timeout of Atlassian's PostgreSQL template", async function () {
+    it("sets the keep-alive and socket timeout of Atlassian's PostgreSQL template, and keeps the whole pool idle", async function () {
       for (const env of ["dev", "prod"]) {
         const { jira } = await attributes(env);
         const script =
@@ -211,6 +212,7 @@ describe("Jira start-up (cookbook library and templates, rendered per environmen
         const { stdout } = await execa("ruby", ["-e", script, join(cookbook, "templates", "dbconfig.xml.erb"), JSON.stringify(jira.db)]);
         assert.match(stdout, /^ {4}<connection-properties>tcpKeepAlive=true;socketTimeout=240<\/connection-properties>$/m, env);
         assert.match(stdout, /<url>jdbc:postgresql:\/\//);
+        assert.match(stdout, new RegExp(`<pool-max-size>${jira.db.pool_max_size}</pool-max-size>\\n {4}<pool-max-idle>${jira.db.pool_max_size}</pool-max-idle>\\n`), env);
       }
     });
   });
@@ -290,7 +292,7 @@ describe("Jira start-up (cookbook library and templates, rendered per environmen
       assert.match(result.stderr, /warning: the path .* is not applied/);
     });
 
-    for (const url of ["ftp://jira.example.com", "https://user:pw@jira.example.com", 'https://a"b.example.com', "https://jira.example.com:99999", "https://jira example.com", "https://jira.example.com:0", "https://"]) {
+    for (const url of ["ftp://jira.example.com", "https://user:pw@jira.example.com", 'https://a"b.example.com', "https://jira.example.com:99999", "https://jira example.com", "https://jira.example.com:0", "https://", "https://[jira.example.com/"]) {
       it(`refuses ${JSON.stringify(url)} and leaves server.xml as it was`, async function () {
         const result = await run(`JIRA_BASE_URL=${url}\n`);
         assert.notEqual(result.exitCode, 0);
@@ -298,6 +300,61 @@ describe("Jira start-up (cookbook library and templates, rendered per environmen
         assert.equal(await readFile(serverXml, "utf8"), await readFile(fixture, "utf8"));
       });
     }
+
+    it("works as the recipe installs it: helpers without .sh next to launch-env.sh and jira_server_xml.py", async function () {
+      const startup = await readFile(join(cookbook, "recipes", "startup.rb"), "utf8");
+      const bin = join(scratch, "opt-jira-images-bin");
+      await mkdir(bin);
+      const installed = [...startup.matchAll(/'([\w-]+)' => '([\w.-]+\.sh)'/g)].map((m) => [m[1]!, m[2]!] as const);
+      installed.push(["launch-env.sh", "launch-env.sh"], ["jira_server_xml.py", "jira_server_xml.py"]);
+      for (const [target, source] of installed) await cp(join(cookbook, "files", source), join(bin, target));
+      await chmod(join(bin, "jira-proxy"), 0o755);
+      await writeFile(join(configDir, "launch.env"), "JIRA_BASE_URL=https://jira.example.com\n");
+      const result = await execa(join(bin, "jira-proxy"), [], { reject: false, env: { JIRA_IMAGES_CONFIG_DIR: configDir } });
+      assert.equal(result.exitCode, 0, result.stderr);
+      assert.equal((await connectors())[0]!.proxyName, "jira.example.com");
+    });
+
+    it("for any URL, either refuses it or writes the URL's own host, a valid port and matching scheme/secure (property)", async function () {
+      const junk = fc.constantFrom(";", "&", "|", "<", ">", "(", ")", "$", "`", '"', "'", "\\", " ", "@", "%", "#", "?", ":", "/", "[", "]", "\t");
+      const url = fc.oneof(
+        fc.webUrl({ validSchemes: ["http", "https"], withQueryParameters: true, withFragments: true }),
+        fc.tuple(fc.webUrl({ validSchemes: ["http", "https"] }), fc.array(fc.oneof(junk, fc.string({ maxLength: 3 })), { maxLength: 6 }), fc.nat(9))
+          .map(([u, extra, at]) => { const i = Math.min(at + 8, u.length); return u.slice(0, i) + extra.join("") + u.slice(i); }),
+      );
+      const urls = fc.sample(url, { numRuns: 300, seed: 13 });
+      // One Python process for the whole sample: parse, edit the fixture, parse the result back.
+      const script = [
+        "import json, sys",
+        "sys.path.insert(0, sys.argv[1])",
+        "import jira_server_xml as j",
+        "text = open(sys.argv[2], encoding='utf-8').read()",
+        "out = []",
+        "for url in json.load(sys.stdin):",
+        "    try:",
+        "        attributes = j.proxy_attributes(url)",
+        "        j.check(j.with_proxy(text, '8080', attributes), '8080', attributes)",
+        "        out.append(attributes)",
+        "    except j.Invalid:",
+        "        out.append(None)",
+        "print(json.dumps(out))",
+      ].join("\n");
+      const { stdout } = await execa("python3", ["-c", script, join(cookbook, "files"), fixture], { input: JSON.stringify(urls), env: { PYTHONDONTWRITEBYTECODE: "1" } });
+      const results: (Record<string, string> | null)[] = JSON.parse(stdout);
+      let accepted = 0;
+      results.forEach((attributes, i) => {
+        if (attributes === null) return;
+        accepted++;
+        const whatwg = new URL(urls[i]!);
+        assert.match(attributes.proxyName!, /^[a-z0-9.-]+$/, urls[i]);
+        assert.equal(attributes.proxyName, whatwg.hostname, `${urls[i]}: the host a browser would use`);
+        assert.equal(attributes.scheme, whatwg.protocol.slice(0, -1), urls[i]);
+        assert.equal(attributes.secure, String(attributes.scheme === "https"), urls[i]);
+        assert.equal(attributes.proxyPort, whatwg.port || (attributes.scheme === "https" ? "443" : "80"), urls[i]);
+      });
+      assert.ok(accepted >= 100, `only ${accepted} of ${urls.length} accepted`);
+      assert.ok(accepted < urls.length, "the junk must be refused sometimes");
+    });
 
     it("fails, naming the ports it found, when server.xml has no live connector on the port", async function () {
       const text = await readFile(fixture, "utf8");

@@ -73,7 +73,9 @@ describe("stack config", () => {
       assert.equal(declared.type, setting.kind, `type of ${key}`);
       assert.ok(declared.description && declared.description.length > 10, `description of ${key}`);
       assert.deepEqual(declared.default, (setting as { default?: unknown }).default, `default of ${key}`);
-      if (setting.kind === "array") assert.deepEqual(declared.items, { type: "string" }, `items of ${key}`);
+      if (setting.kind === "array") {
+        assert.deepEqual(declared.items, { type: (setting as { items?: string }).items ?? "string" }, `items of ${key}`);
+      }
     }
   });
 
@@ -131,6 +133,47 @@ describe("stack config", () => {
     it("malformed subnet ID", () => assertConfigError({ subnetIds: '["sub-1"]' }, /jira-images:subnetIds must be a list of subnet IDs/));
     it("CIDR with an octet over 255", () => assertConfigError({ allowedCidrs: '["10.0.0.300/8"]' }, /jira-images:allowedCidrs must be a list of IPv4 CIDR blocks/));
     it("base URL with a quote", () => assertConfigError({ jiraBaseUrl: "https://x.example.com/'" }, /jira-images:jiraBaseUrl must be an http\(s\) URL/));
+    it("base URL with user:password@, without printing the password", () => {
+      assertConfigError({ jiraBaseUrl: "https://admin:s3cret@jira.example.com" }, /Pulumi\.dev\.yaml: jira-images:jiraBaseUrl must be an http\(s\) URL with a host and without user:password@/, /got "https:\/\/\*\*\*@jira\.example\.com"/);
+      assert.throws(() => parseWith({ jiraBaseUrl: "https://admin:s3cret@jira.example.com" }), (err: Error) => !err.message.includes("s3cret"));
+      assertConfigError({ jiraBaseUrl: "https://admin@jira.example.com" }, /jira-images:jiraBaseUrl must be/);
+    });
+    it("base URL that is not a URL, or not http(s)", () => {
+      assertConfigError({ jiraBaseUrl: "https://" }, /jira-images:jiraBaseUrl must be/);
+      assertConfigError({ jiraBaseUrl: "ftp://jira.example.com" }, /jira-images:jiraBaseUrl must be/);
+      assertConfigError({ jiraBaseUrl: "https://jira.example.com/\u0007" }, /jira-images:jiraBaseUrl must be/);
+    });
+    it("accepts a base URL with a query string and shell syntax as data", () => {
+      assert.equal(parseWith({ jiraBaseUrl: "https://jira.example.com/jira?a=1&b=2" }).jiraBaseUrl, "https://jira.example.com/jira?a=1&b=2");
+      assert.equal(parseWith({ jiraBaseUrl: "https://jira.example.com/;touch>/tmp/x" }).jiraBaseUrl, "https://jira.example.com/;touch>/tmp/x");
+    });
+    it("instances in the default VPC with neither endpoints nor a public IP", () =>
+      assertConfigError({ vpcEndpoints: "never" }, /jira-images:vpcEndpoints is never, but the instances run in the default VPC without a public IP/, /Fix: remove jira-images:vpcEndpoints/));
+    it("accepts vpcEndpoints never where another route exists", () => {
+      assert.equal(parseWith({ vpcEndpoints: "never", associatePublicIp: "true" }).vpcEndpoints, "never");
+      assert.equal(parseWith({ vpcEndpoints: "never", vpcId: "vpc-0123456789abcdef0" }).vpcEndpoints, "never");
+      assert.equal(parseWith({ vpcEndpoints: "never", instanceCount: "0" }).vpcEndpoints, "never");
+      assert.equal(parseWith({}).vpcEndpoints, "auto");
+    });
+    it("vpcEndpoints that is not auto, always or never", () => assertConfigError({ vpcEndpoints: "true" }, /jira-images:vpcEndpoints must be auto, always or never, got "true"/));
+    it("no HTTPS certificate and no plain HTTP", () =>
+      assertConfigError({ certificateArn: undefined, jiraBaseUrl: "" }, /jira-images:certificateArn is required: the load balancer serves Jira over HTTPS only unless allowPlainHttp is true/));
+    it("an https base URL without a certificate, an http one without plain HTTP", () => {
+      assertConfigError({ certificateArn: undefined, allowPlainHttp: "true" }, /jira-images:jiraBaseUrl is https, but without certificateArn/);
+      assertConfigError({ jiraBaseUrl: "http://jira-dev.example.com" }, /jira-images:jiraBaseUrl is plain http, but the load balancer redirects HTTP to HTTPS/);
+      assert.equal(parseWith({ certificateArn: undefined, allowPlainHttp: "true", jiraBaseUrl: "http://jira-dev.internal" }).allowPlainHttp, true);
+    });
+    it("certificate or KMS key in another region", () => {
+      assertConfigError({ certificateArn: "arn:aws:acm:us-east-1:123456789012:certificate/11111111-2222-4333-8444-555555555555" }, /jira-images:certificateArn is in region us-east-1, not the stack's region eu-west-1/);
+      assertConfigError({ secretsKmsKeyArn: "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-4333-8444-555555555555" }, /jira-images:secretsKmsKeyArn is in region us-east-1/);
+      assertConfigError({ secretsKmsKeyArn: "alias/jira-dev" }, /jira-images:secretsKmsKeyArn must be a KMS key ARN/);
+    });
+    it("load balancer subnets without their VPC", () =>
+      assertConfigError({ loadBalancerSubnetIds: '["subnet-0123456789abcdef0","subnet-0fedcba9876543210"]' }, /jira-images:vpcId is required when loadBalancerSubnetIds is set/));
+    it("SMTP ports that are not ports", () => {
+      assertConfigError({ smtpPorts: '["587"]' }, /jira-images:smtpPorts must be a list of TCP ports/);
+      assert.deepEqual(parseWith({ smtpPorts: "[587, 465]" }).smtpPorts, [587, 465]);
+    });
     it("user data budget over the AWS limit", () =>
       assertConfigError({ userDataBudgetBytes: "20000" }, /jira-images:userDataBudgetBytes must be an integer from 1 to 16384/));
     it("root volume too small", () => assertConfigError({ rootVolumeSizeGb: "4" }, /jira-images:rootVolumeSizeGb must be an integer from 8/));

@@ -1,9 +1,12 @@
 import { readFileSync } from "node:fs";
 import { strict as assert } from "node:assert";
 import { loadStackConfigFile } from "../src/config.ts";
-import { INSTANCE_ROLE_BOUNDARY, SSM_POLICY_ARN } from "../src/instances.ts";
+import { environmentSecret, INSTANCE_ROLE_BOUNDARY } from "../src/iam.ts";
+import { CLUSTER_CACHE_PORTS } from "../src/instances.ts";
+import { renderUserData } from "../src/user-data.ts";
 import { REEMIT_PREVIOUS_RESULT, type ImageSummary } from "../src/pipeline.ts";
 import {
+  MOCK_ACCOUNT,
   PROJECT_ROOT,
   byType,
   projectCopy,
@@ -17,6 +20,20 @@ import {
 
 const INSTANCE = "aws:ec2/instance:Instance";
 const SG = "aws:ec2/securityGroup:SecurityGroup";
+const LB = "aws:lb/loadBalancer:LoadBalancer";
+
+/** Every standalone security group rule as "in|out <group> <port> <cidr or sg:<group>>", sorted. */
+function securityRules(run: ProgramRun): string[] {
+  const group = (id: string) => id.replace(/-id$/, "");
+  return run.resources
+    .filter((r) => r.type === "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule" || r.type === "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
+    .map((r) => {
+      assert.equal(r.inputs.fromPort, r.inputs.toPort, r.name);
+      const peer = r.inputs.cidrIpv4 ?? `sg:${group(r.inputs.referencedSecurityGroupId)}`;
+      return `${r.type.includes("Ingress") ? "in" : "out"} ${group(r.inputs.securityGroupId)} ${r.inputs.fromPort} ${peer}`;
+    })
+    .sort();
+}
 
 for (const stack of ["dev", "prod"] as const) {
   describe(`program, stack ${stack} (runtime mocks)`, () => {
@@ -127,55 +144,109 @@ for (const stack of ["dev", "prod"] as const) {
         assert.match(inputs.userData, new RegExp(`JIRA_ENVIRONMENT=${stack}\\n`));
         assert.equal(inputs.userDataReplaceOnChange, true);
       }
-      const attachment = byType(run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment");
-      assert.deepEqual(attachment.map((a) => a.inputs.policyArn), [SSM_POLICY_ARN]);
+    });
+
+    it("gives the role Session Manager and reads of its own environment's secret in its own account only", () => {
+      assert.deepEqual(byType(run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment"), [], "no managed policy (AmazonSSMManagedInstanceCore reads every parameter)");
       // The deploy role may create roles only with this boundary (docs/iam/deploy-<env>-policy.json).
-      const [instanceRole, ...otherRoles] = byType(run, "aws:iam/role:Role");
-      assert.equal(otherRoles.length, 0);
-      assert.equal(instanceRole!.inputs.permissionsBoundary, `arn:aws:iam::111122223333:policy/${INSTANCE_ROLE_BOUNDARY}`);
-      const [dbSecret] = byType(run, "aws:iam/rolePolicy:RolePolicy");
       assert.deepEqual(
-        JSON.parse(dbSecret!.inputs.policy).Statement.map((s: { Action: string[]; Resource: string }) => [s.Action[0], s.Resource]),
-        [
-          ["ssm:GetParameter", `arn:aws:ssm:${region}:*:parameter/jira-images/${stack}/*`],
-          ["secretsmanager:GetSecretValue", `arn:aws:secretsmanager:${region}:*:secret:jira-images/${stack}/*`],
-        ],
+        byType(run, "aws:iam/role:Role").map((r) => r.inputs.permissionsBoundary),
+        [`arn:aws:iam::${MOCK_ACCOUNT}:policy/${INSTANCE_ROLE_BOUNDARY}`],
       );
-      const role = readFileSync(new URL(`../packer/chef/roles/jira-${stack}.json`, import.meta.url), "utf8");
-      const passwordName = /"password_name":\s*"\/?([^"]+)"/.exec(role)?.[1];
-      assert.ok(passwordName?.startsWith(`jira-images/${stack}/`), `the Chef role's password name ${passwordName} is outside the policy`);
-    });
-
-    it("tags instances with the stage lineage and the stack's tags", () => {
-      const [first] = byType(run, INSTANCE);
-      assert.deepEqual(
-        { ...first!.inputs.tags, InputsHash: "…" },
+      const policies = Object.fromEntries(byType(run, "aws:iam/rolePolicy:RolePolicy").map((p) => [p.name, JSON.parse(p.inputs.policy)]));
+      assert.deepEqual(Object.keys(policies).sort(), [`${stack}-db-secret`, `${stack}-session-manager`]);
+      assert.deepEqual(policies[`${stack}-session-manager`].Statement, [
         {
-          ...config.tags,
-          Name: `jira-${stack}-1`,
-          Project: "jira-images",
-          Stack: stack,
-          Environment: stack,
-          Stage: custom,
-          StageLineage: `base>jira>${custom}`,
-          InputsHash: "…",
-          ManagedBy: "pulumi",
+          Sid: "SessionManager",
+          Effect: "Allow",
+          Action: [
+            "ssm:UpdateInstanceInformation",
+            "ssmmessages:CreateControlChannel",
+            "ssmmessages:CreateDataChannel",
+            "ssmmessages:OpenControlChannel",
+            "ssmmessages:OpenDataChannel",
+          ],
+          Resource: "*",
         },
+      ]);
+      const secret = environmentSecret(PROJECT_ROOT, stack);
+      const expected =
+        secret.store === "ssm"
+          ? ["ssm:GetParameter", `arn:aws:ssm:${region}:${MOCK_ACCOUNT}:parameter/jira-images/${stack}/*`]
+          : ["secretsmanager:GetSecretValue", `arn:aws:secretsmanager:${region}:${MOCK_ACCOUNT}:secret:jira-images/${stack}/*`];
+      assert.deepEqual(
+        policies[`${stack}-db-secret`].Statement.map((st: { Action: string[]; Resource: string }) => [...st.Action, st.Resource]),
+        [expected],
+        "one store, the environment's prefix, the stack's account; no KMS grant with the AWS managed key",
       );
-      assert.equal(first!.inputs.tags.InputsHash, (run.outputs.images!.value as Record<string, ImageSummary>)[custom]!.inputsHash);
+      const role = JSON.parse(readFileSync(new URL(`../packer/chef/roles/jira-${stack}.json`, import.meta.url), "utf8"));
+      assert.equal(secret.store, role.default_attributes.jira.db.password_store);
+      assert.equal(secret.name, role.default_attributes.jira.db.password_name);
     });
 
-    it("opens only Jira's port to the allowed CIDRs, and HTTPS and the database outbound", () => {
-      const [sg] = byType(run, SG);
+    it("puts an HTTPS load balancer in front: port 80 redirects, the target group checks /status", () => {
+      const [lb] = byType(run, LB);
+      assert.equal(lb!.inputs.loadBalancerType, "application");
+      assert.equal(lb!.inputs.internal, true);
+      assert.equal(lb!.inputs.dropInvalidHeaderFields, true);
+      assert.deepEqual(lb!.inputs.subnets, ["subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"]);
+      const listeners = Object.fromEntries(byType(run, "aws:lb/listener:Listener").map((l) => [l.inputs.port, l.inputs]));
+      assert.deepEqual(Object.keys(listeners).sort(), ["443", "80"]);
+      assert.equal(listeners[443].protocol, "HTTPS");
+      assert.equal(listeners[443].certificateArn, config.certificateArn);
+      assert.equal(listeners[443].sslPolicy, "ELBSecurityPolicy-TLS13-1-2-2021-06");
+      assert.equal(listeners[443].defaultActions[0].type, "forward");
+      assert.deepEqual(listeners[80].defaultActions, [{ type: "redirect", redirect: { protocol: "HTTPS", port: "443", statusCode: "HTTP_301" } }]);
+      const [tg] = byType(run, "aws:lb/targetGroup:TargetGroup");
+      assert.equal(tg!.inputs.port, config.jiraPort);
+      assert.equal(tg!.inputs.healthCheck.path, "/status");
+      assert.equal(tg!.inputs.healthCheck.matcher, "200");
+      assert.equal(tg!.inputs.stickiness.enabled, config.instanceCount > 1, "sticky sessions for a cluster");
+      const targets = byType(run, "aws:lb/targetGroupAttachment:TargetGroupAttachment");
+      assert.deepEqual(targets.map((t) => t.inputs.targetId).sort(), byType(run, INSTANCE).map((i) => `${i.name}-id`).sort());
+      assert.equal(run.outputs.loadBalancerDnsName!.value, `${stack}-lb-1234567890.${region}.elb.amazonaws.com`);
+    });
+
+    it("lets allowedCidrs reach the load balancer only, and only the load balancer reach Jira", () => {
+      const rules = securityRules(run);
+      assert.deepEqual(rules.filter((r) => r.startsWith(`in ${stack}-lb `)), config.allowedCidrs.flatMap((c) => [`in ${stack}-lb 443 ${c}`, `in ${stack}-lb 80 ${c}`]).sort());
+      const cacheRules = (dir: string) => (config.instanceCount > 1 ? [`${dir} ${stack}-instances 40001 sg:${stack}-instances`, `${dir} ${stack}-instances 40011 sg:${stack}-instances`] : []);
+      assert.deepEqual(rules.filter((r) => r.startsWith(`in ${stack}-instances `)), [...cacheRules("in"), `in ${stack}-instances ${config.jiraPort} sg:${stack}-lb`].sort());
+      assert.deepEqual(rules.filter((r) => r.startsWith(`out ${stack}-lb `)), [`out ${stack}-lb ${config.jiraPort} sg:${stack}-instances`]);
       assert.deepEqual(
-        sg!.inputs.ingress.map((r: { fromPort: number; toPort: number; cidrBlocks: string[] }) => [r.fromPort, r.toPort, r.cidrBlocks]),
-        [[8080, 8080, config.allowedCidrs]],
+        rules.filter((r) => r.startsWith(`out ${stack}-instances `)),
+        [
+          `out ${stack}-instances 443 0.0.0.0/0`,
+          ...config.databaseCidrs.map((c) => `out ${stack}-instances 5432 ${c}`),
+          ...(config.instanceCount > 1 ? [`out ${stack}-instances 2049 sg:${stack}-shared-home`] : []),
+          ...cacheRules("out"),
+        ].sort(),
       );
-      assert.deepEqual(sg!.inputs.egress.map((r: { fromPort: number; cidrBlocks: string[] }) => [r.fromPort, r.cidrBlocks]), [
-        [443, ["0.0.0.0/0"]],
-        [5432, config.databaseCidrs],
-      ]);
-      assert.equal(sg!.inputs.vpcId, "vpc-0d0e0f0a0b0c0d0e0");
+      for (const sg of byType(run, SG)) {
+        assert.equal(sg.inputs.ingress, undefined, `${sg.name}: rules are separate resources`);
+        assert.equal(sg.inputs.egress, undefined, `${sg.name}: rules are separate resources`);
+        assert.equal(sg.inputs.vpcId, "vpc-0d0e0f0a0b0c0d0e0");
+      }
+    });
+
+    it("gives the default VPC's instances endpoints for SSM and their secret store, open to the instances only", () => {
+      const store = environmentSecret(PROJECT_ROOT, stack).store;
+      const endpoints = byType(run, "aws:ec2/vpcEndpoint:VpcEndpoint");
+      assert.deepEqual(
+        endpoints.map((e) => e.inputs.serviceName).sort(),
+        [`com.amazonaws.${region}.ssm`, `com.amazonaws.${region}.ssmmessages`, ...(store === "secretsmanager" ? [`com.amazonaws.${region}.secretsmanager`] : [])].sort(),
+      );
+      for (const { inputs } of endpoints) {
+        assert.equal(inputs.vpcEndpointType, "Interface");
+        assert.equal(inputs.privateDnsEnabled, true);
+        assert.equal(inputs.vpcId, "vpc-0d0e0f0a0b0c0d0e0");
+        assert.deepEqual(inputs.subnetIds, ["subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"]);
+        assert.deepEqual(inputs.securityGroupIds, [`${stack}-endpoints-id`]);
+      }
+      assert.deepEqual(securityRules(run).filter((r) => r.includes(`${stack}-endpoints `)), [`in ${stack}-endpoints 443 sg:${stack}-instances`]);
+      for (const instance of byType(run, INSTANCE)) {
+        for (const endpoint of endpoints) assert.ok(instance.dependencies.includes(endpoint.urn), `${instance.name} waits for ${endpoint.name}`);
+      }
     });
 
     it("spreads instances over the default VPC's subnets and exports them", () => {
@@ -292,11 +363,147 @@ describe("program edge cases (runtime mocks)", () => {
       },
     });
     assert.equal(run.error, undefined);
-    assert.deepEqual(run.calls.filter((token) => token.startsWith("aws:ec2/")), [], "no VPC or subnet lookup");
+    assert.deepEqual(run.calls.filter((c) => /getVpc|getSubnets/.test(c)), [], "no default VPC lookup");
     assert.equal(byType(run, SG)[0]!.inputs.vpcId, "vpc-0123456789abcdef0");
+    assert.deepEqual(byType(run, "aws:ec2/vpcEndpoint:VpcEndpoint"), [], "auto: a configured VPC brings its own route to AWS");
     assert.deepEqual(byType(run, INSTANCE).map((i) => [i.inputs.subnetId, i.inputs.associatePublicIpAddress]), [
       ["subnet-01111111111111111", true],
       ["subnet-02222222222222222", true],
     ]);
+  });
+
+  it("vpcEndpoints always: endpoints in one of the instances' subnets per zone", async () => {
+    const run = await runProgram({
+      stack: "dev",
+      config: {
+        "jira-images:vpcId": "vpc-0123456789abcdef0",
+        "jira-images:subnetIds": '["subnet-01111111111111111","subnet-03333333333333333","subnet-02222222222222222"]',
+        "jira-images:vpcEndpoints": "always",
+      },
+    });
+    assert.equal(run.error, undefined);
+    const endpoints = byType(run, "aws:ec2/vpcEndpoint:VpcEndpoint");
+    assert.deepEqual(endpoints.map((e) => e.inputs.serviceName).sort(), ["com.amazonaws.eu-west-1.ssm", "com.amazonaws.eu-west-1.ssmmessages"]);
+    for (const e of endpoints) assert.deepEqual(e.inputs.subnetIds, ["subnet-01111111111111111", "subnet-02222222222222222"]);
+  });
+
+  it("vpcEndpoints never with a public IP in the default VPC: no endpoints", async () => {
+    const run = await runProgram({ stack: "prod", config: { "jira-images:vpcEndpoints": "never", "jira-images:associatePublicIp": "true" } });
+    assert.equal(run.error, undefined);
+    assert.deepEqual(byType(run, "aws:ec2/vpcEndpoint:VpcEndpoint"), []);
+    assert.equal(byType(run, INSTANCE).length, 2);
+  });
+
+  it("refuses instances in the default VPC with no way to SSM before declaring anything", async () => {
+    const run = await runProgram({ stack: "dev", config: { "jira-images:vpcEndpoints": "never" } });
+    assert.match(String(run.error), /CONFIG_INVALID: stack dev:\n {2}Pulumi\.dev\.yaml: jira-images:vpcEndpoints is never, but the instances run in the default VPC without a public IP/);
+    assert.equal(run.resources.length, 0);
+  });
+
+  it("with a customer-managed key grants kms:Decrypt on that key through the secret's store only", async () => {
+    const key = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-4333-8444-555555555555";
+    for (const [stack, service] of [["dev", "ssm"], ["prod", "secretsmanager"]] as const) {
+      const run = await runProgram({ stack, config: { "jira-images:secretsKmsKeyArn": key } });
+      assert.equal(run.error, undefined);
+      const policy = JSON.parse(byType(run, "aws:iam/rolePolicy:RolePolicy").find((p) => p.name === `${stack}-db-secret`)!.inputs.policy);
+      assert.deepEqual(policy.Statement[1], {
+        Sid: "DecryptThroughTheStoreOnly",
+        Effect: "Allow",
+        Action: ["kms:Decrypt"],
+        Resource: key,
+        Condition: { StringEquals: { "kms:ViaService": `${service}.eu-west-1.amazonaws.com` } },
+      });
+    }
+  });
+
+  it("opens nothing to anyone when allowedCidrs is empty", async () => {
+    const run = await runProgram({ stack: "dev", config: { "jira-images:allowedCidrs": "[]" } });
+    assert.equal(run.error, undefined);
+    const inbound = securityRules(run).filter((r) => r.startsWith("in "));
+    assert.deepEqual(inbound, ["in dev-endpoints 443 sg:dev-instances", "in dev-instances 8080 sg:dev-lb"]);
+    assert.equal(inbound.some((r) => r.includes("0.0.0.0/0")), false);
+  });
+
+  it("plain HTTP only where configured: no certificate, port 80 forwards to Jira", async () => {
+    const run = await runProgram({
+      stack: "dev",
+      config: { "jira-images:certificateArn": "", "jira-images:allowPlainHttp": "true", "jira-images:jiraBaseUrl": "http://jira-dev.internal" },
+    });
+    assert.equal(run.error, undefined);
+    const listeners = byType(run, "aws:lb/listener:Listener");
+    assert.deepEqual(listeners.map((l) => [l.inputs.port, l.inputs.protocol, l.inputs.defaultActions[0].type]), [[80, "HTTP", "forward"]]);
+    assert.deepEqual(securityRules(run).filter((r) => r.startsWith("in dev-lb ")), ["in dev-lb 80 10.0.0.0/8"]);
+  });
+
+  it("opens the configured SMTP ports outbound", async () => {
+    const run = await runProgram({ stack: "dev", config: { "jira-images:smtpPorts": "[587, 465]" } });
+    assert.equal(run.error, undefined);
+    const smtp = securityRules(run).filter((r) => / (587|465) /.test(r));
+    assert.deepEqual(smtp, ["out dev-instances 465 0.0.0.0/0", "out dev-instances 587 0.0.0.0/0"]);
+  });
+
+  it("refuses load balancer subnets in a single zone", async () => {
+    const run = await runProgram({
+      stack: "dev",
+      config: { "jira-images:vpcId": "vpc-0123456789abcdef0", "jira-images:subnetIds": '["subnet-01111111111111111","subnet-03333333333333333"]' },
+    });
+    assert.match(String(run.error), /NETWORK_INVALID: the load balancer needs subnets in at least two availability zones, but the instances' subnets are all in eu-west-1a\. Fix: set jira-images:subnetIds/);
+  });
+
+  it("a single node is no cluster: no shared home, no cluster settings, no sticky sessions", async () => {
+    const run = await runProgram({ stack: "prod", config: { "jira-images:instanceCount": "1" } });
+    assert.equal(run.error, undefined);
+    assert.deepEqual(byType(run, "aws:efs/fileSystem:FileSystem"), []);
+    const [instance] = byType(run, INSTANCE);
+    assert.doesNotMatch(instance!.inputs.userData, /JIRA_CLUSTER|JIRA_SHARED_HOME_EFS/);
+    assert.equal(byType(run, "aws:lb/targetGroup:TargetGroup")[0]!.inputs.stickiness.enabled, false);
+  });
+
+  it("two or more nodes are a Data Center cluster on an encrypted EFS shared home", async () => {
+    const run = await runProgram({ stack: "prod", config: { "jira-images:instanceCount": "3" } });
+    assert.equal(run.error, undefined);
+    const [fs] = byType(run, "aws:efs/fileSystem:FileSystem");
+    assert.equal(fs!.inputs.encrypted, true);
+    assert.deepEqual(byType(run, "aws:efs/backupPolicy:BackupPolicy").map((b) => b.inputs.backupPolicy.status), ["ENABLED"]);
+    const targets = byType(run, "aws:efs/mountTarget:MountTarget");
+    assert.deepEqual(targets.map((t) => t.inputs.subnetId).sort(), ["subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"]);
+    for (const t of targets) assert.deepEqual(t.inputs.securityGroups, ["prod-shared-home-id"]);
+    assert.deepEqual(securityRules(run).filter((r) => r.includes(" 2049 ")), ["in prod-shared-home 2049 sg:prod-instances", "out prod-instances 2049 sg:prod-shared-home"]);
+    const tg = byType(run, "aws:lb/targetGroup:TargetGroup")[0]!;
+    assert.deepEqual([tg.inputs.stickiness.type, tg.inputs.stickiness.enabled], ["lb_cookie", true]);
+    const attributes = readFileSync(new URL("../packer/chef/cookbooks/jira/attributes/default.rb", import.meta.url), "utf8");
+    const imagePorts = ["ehcache_listener_port", "ehcache_object_port"].map((key) => Number(new RegExp(`\\['${key}'\\] = (\\d+)`).exec(attributes)?.[1]));
+    assert.deepEqual([...CLUSTER_CACHE_PORTS], imagePorts, "the security group opens the cache ports the image listens on");
+    assert.deepEqual(securityRules(run).filter((r) => / 400[01]1 /.test(r)), [
+      "in prod-instances 40001 sg:prod-instances",
+      "in prod-instances 40011 sg:prod-instances",
+      "out prod-instances 40001 sg:prod-instances",
+      "out prod-instances 40011 sg:prod-instances",
+    ]);
+    const instances = byType(run, INSTANCE);
+    assert.equal(instances.length, 3);
+    for (const instance of instances) {
+      assert.match(instance.inputs.userData, /\nJIRA_SHARED_HOME_EFS=fs-0123456789abcdef0\.efs\.eu-west-1\.amazonaws\.com\nJIRA_CLUSTER=true\n/);
+      for (const t of targets) assert.ok(instance.dependencies.includes(t.urn), `${instance.name} waits for ${t.name}`);
+    }
+  });
+
+  it("checks a cluster node's user-data budget with the longest shared-home name, before any resource", async () => {
+    const single = renderUserData({ hostname: "jira-prod-1", environment: "prod", jiraBaseUrl: "https://jira.example.com" });
+    const budget = String(Buffer.byteLength(single) + 20);
+    assert.equal((await runProgram({ stack: "prod", config: { "jira-images:instanceCount": "1", "jira-images:userDataBudgetBytes": budget } })).error, undefined);
+    const run = await runProgram({ stack: "prod", config: { "jira-images:userDataBudgetBytes": budget } });
+    assert.match(String(run.error), new RegExp(`USER_DATA_OVER_BUDGET: user data of jira-prod-1 is \\d+ bytes, over its budget of ${budget} bytes`));
+    assert.deepEqual(byType(run, INSTANCE), []);
+  });
+
+  it("blocks public AMI and snapshot sharing in every region of the stack when asked", async () => {
+    assert.deepEqual(byType(await runProgram({ stack: "prod" }), "aws:ec2/imageBlockPublicAccess:ImageBlockPublicAccess"), []);
+    const run = await runProgram({ stack: "prod", config: { "jira-images:blockPublicImageSharing": "true" } });
+    assert.equal(run.error, undefined);
+    const images = byType(run, "aws:ec2/imageBlockPublicAccess:ImageBlockPublicAccess");
+    const snapshots = byType(run, "aws:ebs/snapshotBlockPublicAccess:SnapshotBlockPublicAccess");
+    assert.deepEqual(images.map((r) => [r.inputs.region, r.inputs.state]).sort(), [["eu-central-1", "block-new-sharing"], ["eu-west-1", "block-new-sharing"]]);
+    assert.deepEqual(snapshots.map((r) => [r.inputs.region, r.inputs.state]).sort(), [["eu-central-1", "block-all-sharing"], ["eu-west-1", "block-all-sharing"]]);
   });
 });

@@ -76,12 +76,17 @@ export function readJiraAppConfig(): JiraAppConfig {
   };
 }
 
-/** The app: a launch template on the environment's image (IMDSv2, encrypted disk) and one instance. */
-export function defineJiraApp(config: JiraAppConfig) {
+/** The environment's image, read from the images stack's outputs through a stack reference. */
+export function imageFromStack(config: JiraAppConfig): pulumi.Output<SelectedImage> {
   const images = new pulumi.StackReference(config.imagesStack);
-  const selected = pulumi
+  return pulumi
     .all([images.requireOutput("amiIds"), images.requireOutput("images")])
     .apply(([amiIds, imageMap]) => selectImage(amiIds, imageMap, config.environment, config.region));
+}
+
+/** The app: a launch template on the environment's image (IMDSv2, encrypted disk) and one instance. */
+export function defineJiraApp(config: JiraAppConfig) {
+  const selected = imageFromStack(config);
 
   // The image's lineage on every instance: which build of which parent it runs.
   const tags = selected.apply((s) => ({

@@ -90,7 +90,24 @@ function stageOf(create: string): string {
   return m[1]!;
 }
 
+/** The account the mocked caller identity reports. */
+export const MOCK_ACCOUNT = "123456789012";
+
+/**
+ * Availability zones of the subnets the mocked lookups know: the default VPC's two default subnets
+ * and three configurable ones, two of which share a zone. Others are in zone a.
+ */
+export const SUBNET_ZONES: Readonly<Record<string, string>> = {
+  "subnet-0aaaaaaaaaaaaaaaa": "eu-west-1a",
+  "subnet-0bbbbbbbbbbbbbbbb": "eu-west-1b",
+  "subnet-01111111111111111": "eu-west-1a",
+  "subnet-02222222222222222": "eu-west-1b",
+  "subnet-03333333333333333": "eu-west-1a",
+};
+
 export interface RunOptions {
+  /** Zones of subnets for the getSubnet lookup, over SUBNET_ZONES. */
+  subnetZones?: Record<string, string>;
   stack: string;
   preview?: boolean;
   /** Replaces or adds raw config values (`"jira-images:key" -> string`), after the stack file. */
@@ -151,15 +168,30 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
         if (args.type === "aws:ec2/instance:Instance") {
           return { id, state: { ...args.inputs, privateIp: `10.0.1.${resources.length}`, arn: `arn:aws:ec2:::instance/${id}` } };
         }
-        return { id, state: { ...args.inputs, name: args.inputs.name ?? args.name } };
+        const region = raw[`${PROJECT}:region`];
+        const arn = `arn:aws:mock:${region}:${MOCK_ACCOUNT}:${args.type}/${id}`;
+        if (args.type === "aws:lb/loadBalancer:LoadBalancer") {
+          return { id, state: { ...args.inputs, arn, dnsName: `${args.name}-1234567890.${region}.elb.amazonaws.com` } };
+        }
+        if (args.type === "aws:efs/fileSystem:FileSystem") {
+          return { id: "fs-0123456789abcdef0", state: { ...args.inputs, arn, dnsName: `fs-0123456789abcdef0.efs.${region}.amazonaws.com` } };
+        }
+        return { id, state: { ...args.inputs, arn, name: args.inputs.name ?? args.name } };
       },
       call(args) {
         calls.push(args.token);
-        if (args.token === "aws:index/getCallerIdentity:getCallerIdentity") {
-          return { accountId: "111122223333", arn: "arn:aws:sts::111122223333:assumed-role/jira-images-deploy-dev/ci", userId: "AROAEXAMPLE:ci", id: "111122223333" };
-        }
         if (args.token === "aws:ec2/getVpc:getVpc") return { id: "vpc-0d0e0f0a0b0c0d0e0", cidrBlock: "172.31.0.0/16" };
         if (args.token === "aws:ec2/getSubnets:getSubnets") return { ids: ["subnet-0bbbbbbbbbbbbbbbb", "subnet-0aaaaaaaaaaaaaaaa"] };
+        if (args.token === "aws:ec2/getSubnet:getSubnet") {
+          const id = args.inputs.id as string;
+          return { id, availabilityZone: options.subnetZones?.[id] ?? SUBNET_ZONES[id] ?? `${raw[`${PROJECT}:region`]}a` };
+        }
+        if (args.token === "aws:index/getCallerIdentity:getCallerIdentity") {
+          return { accountId: MOCK_ACCOUNT, arn: `arn:aws:sts::${MOCK_ACCOUNT}:assumed-role/deploy/ci`, userId: "AROAEXAMPLE:ci", id: MOCK_ACCOUNT };
+        }
+        if (args.token === "aws:index/getPartition:getPartition") {
+          return { partition: "aws", dnsSuffix: "amazonaws.com", reverseDnsPrefix: "com.amazonaws", id: "aws" };
+        }
         throw new Error(`unexpected invoke ${args.token}`);
       },
     },
@@ -187,11 +219,19 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
   pulumi.runtime.setAllConfig(raw);
   const { default: jiraImages } = await import("../../index.ts");
   const run: ProgramRun = { resources, calls, outputs: {} };
+  // A value that fails inside an apply and feeds a resource input surfaces as an unhandled
+  // rejection (the CLI then fails the program) while the resource's outputs never settle.
+  let failed: (reason: unknown) => void = () => {};
+  const unhandled = new Promise<never>((_, reject) => (failed = reject));
+  unhandled.catch(() => {});
+  process.on("unhandledRejection", failed);
   try {
     const outputs = jiraImages({ projectRoot, env: options.env ?? BUILDER_ENV });
-    for (const [key, value] of Object.entries(outputs)) run.outputs[key] = await settle(value);
+    for (const [key, value] of Object.entries(outputs)) run.outputs[key] = await Promise.race([settle(value), unhandled]);
   } catch (err) {
     run.error = err;
+  } finally {
+    process.off("unhandledRejection", failed);
   }
   if (run.error === undefined) {
     await pulumi.runtime.disconnect();

@@ -38,7 +38,10 @@ def proxy_attributes(base_url):
     """The connector attributes for BASE_URL, in ATTRIBUTES order; {} without one."""
     if not base_url:
         return {}
-    parts = urlsplit(base_url)
+    try:
+        parts = urlsplit(base_url)
+    except ValueError as error:
+        raise Invalid(f"JIRA_BASE_URL {base_url!r} is not a URL: {error}") from None
     if parts.scheme not in ("http", "https"):
         raise Invalid(f"JIRA_BASE_URL {base_url!r} must start with http:// or https://")
     if "@" in parts.netloc:

@@ -1,0 +1,20 @@
+import { processIo } from "./io.ts";
+import { runPlan } from "./plan.ts";
+import type { DriverDeps } from "./run.ts";
+
+/** The real driver's dependencies for a project folder: this process, the Pulumi CLI on PATH. */
+export function processDeps(root: string): DriverDeps {
+  return {
+    root,
+    env: process.env,
+    io: processIo(),
+    // The Automation API takes about a second to load; `plan` runs without it.
+    detectCli: async () => (await import("./pulumi-cli.ts")).detectPulumiCli(),
+    stackFactory: async (request) => (await import("./workspace.ts")).localStackFactory(request),
+    signals: process,
+    now: Date.now,
+    heartbeatMs: 30_000,
+    interruptGraceMs: 2_000,
+    plan: runPlan,
+  };
+}
