@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
-import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, statSync } from "node:fs";
+import { lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { join, posix } from "node:path";
-import { readLfsPointerSync } from "./lfs.ts";
+import { contentSha256Sync } from "./lfs.ts";
 import type { StageDefinition, VarValue } from "./stages.ts";
 import type { StackConfig } from "./config.ts";
 import { stackStages } from "../stages/index.ts";
@@ -34,23 +34,9 @@ export interface StageInputs {
 
 const sha256 = () => createHash("sha256");
 
-/**
- * Content hash of one file: the oid of a git-lfs pointer (the sha256 of the real content, so a
- * checkout with or without `git lfs pull` hashes the same and an installer is never read whole
- * just to notice it is a pointer), otherwise the sha256 of the content.
- */
+/** Content hash of one file, `sha256:<hex>` (a git-lfs pointer counts as the file it stands for). */
 export function fileContentHash(absPath: string): string {
-  const pointer = readLfsPointerSync(absPath);
-  if (pointer) return `sha256:${pointer.oid}`;
-  const hash = sha256();
-  const fd = openSync(absPath, "r");
-  try {
-    const buf = Buffer.alloc(1 << 20);
-    for (let n = readSync(fd, buf); n > 0; n = readSync(fd, buf)) hash.update(buf.subarray(0, n));
-  } finally {
-    closeSync(fd);
-  }
-  return `sha256:${hash.digest("hex")}`;
+  return `sha256:${contentSha256Sync(absPath)}`;
 }
 
 /** Files under `rel` (a file or a folder), as sorted project-relative paths with `/`. */

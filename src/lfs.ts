@@ -1,4 +1,5 @@
 import { open } from "node:fs/promises";
+import { createHash } from "node:crypto";
 import { openSync, readSync, closeSync } from "node:fs";
 
 /** A git-lfs pointer is always smaller than this (git-lfs spec). */
@@ -46,6 +47,25 @@ export function readLfsPointerSync(path: string): LfsPointer | null {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * SHA-256 of a file's real content, lower-case hex: the oid of a git-lfs pointer (so a checkout
+ * with or without `git lfs pull` gives the same value and an installer is never read whole just to
+ * notice it is a pointer), otherwise the hash of the bytes.
+ */
+export function contentSha256Sync(path: string): string {
+  const pointer = readLfsPointerSync(path);
+  if (pointer) return pointer.oid;
+  const hash = createHash("sha256");
+  const fd = openSync(path, "r");
+  try {
+    const buf = Buffer.alloc(1 << 20);
+    for (let n = readSync(fd, buf); n > 0; n = readSync(fd, buf)) hash.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest("hex");
 }
 
 /** `readLfsPointerSync` for the preflight, which scans many files at once. */

@@ -3,6 +3,7 @@ import { join, posix } from "node:path";
 import { JiraImagesError } from "./errors.ts";
 import { LFS_POINTER_MAX_BYTES, readLfsPointerSync } from "./lfs.ts";
 import { SSH_CIDRS_ENV, SSH_CIDRS_FIX, builderCidrsValueProblems } from "./build-access.ts";
+import { installerPinProblem, readInstallerPins } from "./installer-checksums.ts";
 import type { StageDefinition } from "./stages.ts";
 
 /**
@@ -11,7 +12,14 @@ import type { StageDefinition } from "./stages.ts";
  * caught.
  */
 export interface PreflightProblem {
-  code: "REQUIRED_FILE_MISSING" | "REQUIRED_FILE_EMPTY" | "LFS_POINTER" | "VAR_FILE_MISSING" | "SSH_CIDRS_INVALID";
+  code:
+    | "REQUIRED_FILE_MISSING"
+    | "REQUIRED_FILE_EMPTY"
+    | "LFS_POINTER"
+    | "VAR_FILE_MISSING"
+    | "SSH_CIDRS_INVALID"
+    | "INSTALLER_NOT_PINNED"
+    | "INSTALLER_CHECKSUM_MISMATCH";
   /** The file (project-relative) or setting at fault. */
   subject: string;
   /** Stages that need it; empty for a setting every build needs. */
@@ -85,8 +93,8 @@ function pointersUnder(projectRoot: string, rel: string): string[] {
 
 /**
  * Everything about a stack's stages that would fail a build for sure, checked on the files under
- * `projectRoot` and the environment: required files (present, non-empty, not a git-lfs pointer),
- * var files, pointers among the files uploaded to the build instance, and who may reach the build
+ * `projectRoot` and the environment: required files (present, non-empty, not a git-lfs pointer,
+ * pinned in packer/files/SHA256SUMS and matching the pin), var files, pointers among the files uploaded to the build instance, and who may reach the build
  * instance over SSH. Every problem, not the first; a problem shared by stages is listed once.
  */
 export function stackPreflight(stages: readonly StageDefinition[], projectRoot: string, env: NodeJS.ProcessEnv): PreflightProblem[] {
@@ -98,8 +106,13 @@ export function stackPreflight(stages: readonly StageDefinition[], projectRoot: 
     if (seen) seen.stages.push(...problem.stages.filter((s) => !seen.stages.includes(s)));
     else found.set(key, problem);
   };
+  const pins = readInstallerPins(projectRoot);
   for (const stage of stages) {
-    for (const file of stage.installers) add(requiredFileProblem(stage, file, projectRoot));
+    for (const file of stage.installers) {
+      add(requiredFileProblem(stage, file, projectRoot));
+      const pin = installerPinProblem(projectRoot, file, pins);
+      if (pin) add({ ...pin, subject: file, stages: [stage.name] });
+    }
     for (const file of stage.varFiles) add(varFileProblem(stage, file, projectRoot));
     for (const input of [...stage.workspace, ...stage.scanInputs]) {
       for (const pointer of pointersUnder(projectRoot, input)) {

@@ -1,9 +1,11 @@
 import { strict as assert } from "node:assert";
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { loadStackConfigFile } from "../src/config.ts";
+import { INSTALLER_CHECKSUMS } from "../src/installer-checksums.ts";
 import { StageResultSchema, parseStageStdout } from "../src/runner/result.ts";
 import { jiraInstaller } from "../stages/jira.ts";
 import { copyPackerFolder } from "./helpers/packer-copy.ts";
@@ -13,7 +15,7 @@ const FAKE_PACKER = join(PROJECT_ROOT, "test", "fixtures", "fake-packer");
 
 /**
  * A project checkout in a temporary folder: this repository's code (symlinked) and Packer
- * workspace (copied), plus a stand-in installer, so the runner's preflight passes and its logs
+ * workspace (copied), plus a stand-in installer and its pin, so the runner's preflight passes and its logs
  * stay out of the repository.
  */
 function makeCheckout(): string {
@@ -22,7 +24,10 @@ function makeCheckout(): string {
     symlinkSync(join(PROJECT_ROOT, entry), join(root, entry));
   }
   copyPackerFolder(PROJECT_ROOT, root);
-  writeFileSync(join(root, jiraInstaller("9.12.15")), "stand-in Jira installer, not an LFS pointer\n");
+  const installer = "stand-in Jira installer, not an LFS pointer\n";
+  writeFileSync(join(root, jiraInstaller("9.12.15")), installer);
+  const pin = createHash("sha256").update(installer).digest("hex");
+  writeFileSync(join(root, INSTALLER_CHECKSUMS), `${pin}  ${basename(jiraInstaller("9.12.15"))}\n`);
   return root;
 }
 

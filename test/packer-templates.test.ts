@@ -16,6 +16,7 @@ const STAGE_DIRS = ["base", "jira", "custom"] as const;
 const PARENT_AMI = "ami-0123456789abcdef0";
 const INPUTS_HASH = `sha256:${"ab".repeat(32)}`;
 const BUILDER_CIDRS = '["203.0.113.7/32"]';
+const INSTALLER_SHA256 = "cd".repeat(32);
 
 function requireTool(command: string, aptPackage: string): void {
   const probe = spawnSync("sh", ["-c", `command -v ${command}`]);
@@ -62,7 +63,7 @@ function contractVars(stage: string, manifestPath: string): Record<string, strin
       source_ami_name_filter: "al2023-ami-2023.*-x86_64",
     };
   }
-  if (stage === "jira") return { ...common, source_ami: PARENT_AMI, jira_version: "9.12.15" };
+  if (stage === "jira") return { ...common, source_ami: PARENT_AMI, jira_version: "9.12.15", jira_installer_sha256: INSTALLER_SHA256 };
   const env = stage.replace(/^custom-/, "");
   return { ...common, source_ami: PARENT_AMI, jira_version: "9.12.15", environment: env, chef_node: env };
 }
@@ -331,6 +332,31 @@ describe("packer templates (real Packer 1.6.6)", function () {
     assert.deepEqual(cases.map((value) => builderCidrsProblems(parseBuilderCidrs(value)!).length === 0), [true, true, true, ...cases.slice(3).map(() => false)]);
   });
 
+  it("refuses a jira build whose installer has no pinned SHA-256, before anything is launched", async function () {
+    for (const pin of ["", "0123", INSTALLER_SHA256.toUpperCase()]) {
+      const vars = { ...contractVars("jira", join(scratch, "no-pin.json")), jira_installer_sha256: pin };
+      const result = await packer(["validate", ...varArgs(vars), legacyPath("packer/jira")], { PKR_VAR_ssh_source_cidrs: BUILDER_CIDRS });
+      assert.notEqual(result.exitCode, 0, `pin ${JSON.stringify(pin)} accepted`);
+      assert.match(result.stdout + result.stderr, /jira_installer_sha256 variable must be the installer's pinned SHA-256/);
+      assert.match(result.stdout + result.stderr, /packer\/files\/SHA256SUMS/);
+    }
+  });
+
+  it("checks the uploaded installer against its pin after the upload and before Chef runs", async function () {
+    const text = await readFile(join(packerDir, "jira", "jira.pkr.hcl"), "utf8");
+    const upload = text.indexOf('source      = "${path.root}/../files/${local.installer}"');
+    const verify = text.indexOf('script = "${path.root}/scripts/verify-installer.sh"');
+    const chef = text.indexOf("scripts = local.chef_scripts");
+    assert.ok(upload > 0 && verify > 0 && chef > 0, "upload, verify-installer.sh and the Chef run are all in packer/jira/jira.pkr.hcl");
+    assert.ok(upload < verify && verify < chef, "verify-installer.sh must run between the installer's upload and Chef");
+    const { build } = await hcl(join(packerDir, "jira", "jira.pkr.hcl"));
+    const verifyStep = (build[0].provisioner.shell as HclJson[]).find((p) => String(p.script).endsWith("verify-installer.sh"))!;
+    assert.deepEqual(verifyStep.environment_vars, [
+      "INSTALLER=${local.workspace}/files/${local.installer}",
+      "INSTALLER_SHA256=${var.jira_installer_sha256}",
+    ]);
+  });
+
   it("refuses jira and custom builds without a parent AMI", async function () {
     for (const stage of ["jira", "custom-dev"]) {
       const { source_ami: _parent, ...vars } = contractVars(stage, join(scratch, "no-parent.json"));
@@ -345,14 +371,14 @@ describe("packer templates (real Packer 1.6.6)", function () {
     const common = ["stage", "inputs_hash", "region", "ami_regions", "build_instance_type", "ssh_username", "manifest_path"];
     const expected: Record<string, string[]> = {
       base: [...common, "source_ami", "source_ami_owners", "source_ami_name_filter"],
-      jira: [...common, "source_ami", "jira_version"],
+      jira: [...common, "source_ami", "jira_version", "jira_installer_sha256"],
       custom: [...common, "source_ami", "jira_version", "environment", "chef_node"],
     };
     const inspected = await Promise.all(STAGE_DIRS.map((stage) => packer(["inspect", `packer/${stage}`])));
     for (const [i, stage] of STAGE_DIRS.entries()) {
       const result = inspected[i]!;
       assert.equal(result.exitCode, 0, result.stderr);
-      const declared = [...result.stdout.matchAll(/^var\.([a-z_]+):/gm)].map((m) => m[1]);
+      const declared = [...result.stdout.matchAll(/^var\.([a-z0-9_]+):/gm)].map((m) => m[1]);
       for (const name of expected[stage]!) assert.ok(declared.includes(name), `packer/${stage} lacks variable "${name}"`);
     }
   });
@@ -374,6 +400,7 @@ describe("packer templates (real Packer 1.6.6)", function () {
       assert.equal(tags["jira-images:inputs-hash"], INPUTS_HASH);
       assert.match(tags["jira-images:build-time"] ?? "", /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
       if (stage !== "base") assert.equal(tags["jira-images:jira-version"], "9.12.15");
+      if (stage === "jira") assert.equal(tags["jira-images:jira-installer"], `sha256:${INSTALLER_SHA256}`);
       if (stage === "custom-prod") assert.equal(tags["jira-images:environment"], "prod");
       assert.ok(mapEntries(inspectLocal(result.stdout, "run_tags"))["jira-images:stage"] === stage, "run_tags lack the stage");
 

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import assert from "node:assert/strict";
 import { appendFileSync, cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -172,6 +173,9 @@ describe("offline rebuild plan", () => {
     assert.match(markdown, /^\*\*Blockers: an up stops before building anything until these are fixed:\*\*\n\n- REQUIRED_FILE_MISSING /m);
     assert.match(markdown, /^- SSH_CIDRS_INVALID PKR_VAR_ssh_source_cidrs: "0\.0\.0\.0\/0" opens SSH/m);
     writeFileSync(join(root, "packer/files/atlassian-jira-software-9.12.15.tar.gz"), "stand-in installer\n");
+    assert.match((await plan(root)).stdout, /^ {2}INSTALLER_NOT_PINNED packer\/files\/atlassian-jira-software-9\.12\.15\.tar\.gz \(stage jira\)/m);
+    const pin = createHash("sha256").update("stand-in installer\n").digest("hex");
+    writeFileSync(join(root, "packer/files/SHA256SUMS"), `${pin}  atlassian-jira-software-9.12.15.tar.gz\n`);
     const ready = await plan(root, { env: { PKR_VAR_ssh_source_cidrs: '["203.0.113.7/32"]' } });
     assert.doesNotMatch(ready.stdout, /Blockers/);
   });

@@ -56,14 +56,16 @@ describe("preflight: every sure failure before anything is declared (src/preflig
     const problems = problemsOf(root, SPLIT_INTERNET);
     assert.deepEqual(problems.map((p) => [p.code, p.subject, p.stages]), [
       ["LFS_POINTER", INSTALLER, ["jira"]],
+      // The pointer's oid is the SHA-256 of the file it stands for: not the pinned one.
+      ["INSTALLER_CHECKSUM_MISMATCH", INSTALLER, ["jira"]],
       ["LFS_POINTER", "packer/chef/cookbooks/jira/files/big.rpm", ["jira", "custom-dev"]],
       ["VAR_FILE_MISSING", "packer/custom/dev.pkrvars.hcl", ["custom-dev"]],
       ["SSH_CIDRS_INVALID", "PKR_VAR_ssh_source_cidrs", []],
       ["SSH_CIDRS_INVALID", "PKR_VAR_ssh_source_cidrs", []],
     ]);
     assert.match(problems[0]!.fix, /git lfs pull/);
-    assert.match(problems[3]!.problem, /"0\.0\.0\.0\/1" opens SSH to 2\^31 addresses/);
-    assert.match(problems[4]!.problem, /"128\.0\.0\.0\/1" opens SSH/);
+    assert.match(problems[4]!.problem, /"0\.0\.0\.0\/1" opens SSH to 2\^31 addresses/);
+    assert.match(problems[5]!.problem, /"128\.0\.0\.0\/1" opens SSH/);
   });
 
   it("refuses an empty installer, and one that is a directory or a dangling link", () => {

@@ -75,7 +75,7 @@ for (const stack of ["dev", "prod"] as const) {
       const common = ["ami_regions", "build_instance_type", "inputs_hash", "kms_key_id", "region", "region_kms_key_ids", "ssh_username", "stage"];
       const keys = (stage: string) => Object.keys(commandVars(commandOf(run, stage).inputs.create)).sort();
       assert.deepEqual(keys("base"), [...common, "source_ami", "source_ami_name_filter", "source_ami_owners"].sort());
-      assert.deepEqual(keys("jira"), [...common, "jira_version", "source_ami"].sort());
+      assert.deepEqual(keys("jira"), [...common, "jira_installer_sha256", "jira_version", "source_ami"].sort());
       assert.deepEqual(keys(custom), [...common, "chef_node", "environment", "jira_version", "source_ami"].sort());
       const base = commandVars(commandOf(run, "base").inputs.create);
       assert.equal(base.source_ami, "");

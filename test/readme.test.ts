@@ -31,9 +31,14 @@ function sourceFiles(): string[] {
 
 /**
  * Error codes as the sources raise them: the first argument of `new JiraImagesError(...)` or of a
- * `fail(...)` helper, and messages written as `"<CODE>: ..."` (the delete step, the driver).
+ * `fail(...)` helper, messages written as `"<CODE>: ..."` (the delete step, the driver), and
+ * problems reported as `code: "<CODE>"` (the program's preflight).
  */
-const RAISED = [/(?:JiraImagesError|\bfail)\(\s*["'`]([A-Za-z][\w-]*)["'`]/g, /["'`]([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*|[a-z]+(?:-[a-z]+)+): /g];
+const RAISED = [
+  /(?:JiraImagesError|\bfail)\(\s*["'`]([A-Za-z][\w-]*)["'`]/g,
+  /["'`]([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*|[a-z]+(?:-[a-z]+)+): /g,
+  /\bcode: ["'`]([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)["'`]/g,
+];
 /** Message prefixes that are not codes. */
 const NOT_CODES = new Set(["stage-runner"]);
 

@@ -10,7 +10,8 @@ locals {
   installer       = "atlassian-jira-software-${var.jira_version}.tar.gz"
 
   stage_lineage_tags = {
-    "jira-images:jira-version" = var.jira_version
+    "jira-images:jira-version"   = var.jira_version
+    "jira-images:jira-installer" = "sha256:${var.jira_installer_sha256}"
   }
   stage_run_tags = {}
 }
@@ -38,6 +39,16 @@ build {
     source      = "${path.root}/../files/${local.installer}"
     destination = "${local.workspace}/files/${local.installer}"
     generated   = true
+  }
+
+  # The upload must be the pinned installer before Chef's install recipe unpacks it.
+  provisioner "shell" {
+    script = "${path.root}/scripts/verify-installer.sh"
+    environment_vars = [
+      "INSTALLER=${local.workspace}/files/${local.installer}",
+      "INSTALLER_SHA256=${var.jira_installer_sha256}",
+    ]
+    execute_command = "chmod +x {{ .Path }}; sudo env {{ .Vars }} {{ .Path }}"
   }
 
   # Run the provisioning, then take the workspace, the client and its caches off the image.

@@ -1,9 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PROJECT, readStackFileConfig } from "../../src/config.ts";
+import { INSTALLER_CHECKSUMS } from "../../src/installer-checksums.ts";
 import * as debuggable from "@pulumi/pulumi/runtime/debuggable.js";
 import type { StageResult } from "../../src/runner/result.ts";
 import { stageCommandName } from "../../src/stages.ts";
@@ -21,12 +22,15 @@ export const STAND_IN_INSTALLER = "stand-in Jira installer, not an LFS pointer\n
 
 /**
  * A checkout of what the program reads (packer/) in a fresh folder, with a stand-in installer of
- * `jiraVersion` unless `installer` is false: like a clone after `git lfs pull` (or before it).
+ * `jiraVersion` and its pin in packer/files/SHA256SUMS unless `installer` is false: like a clone
+ * after `git lfs pull` (or before it, with the pin committed).
  */
 export function projectCopy(options: { installer?: boolean; jiraVersion?: string } = {}): string {
   const root = tempDir("program-");
   copyPackerFolder(PROJECT_ROOT, root);
-  if (options.installer ?? true) writeFileSync(join(root, jiraInstaller(options.jiraVersion ?? "9.12.15")), STAND_IN_INSTALLER);
+  const installer = jiraInstaller(options.jiraVersion ?? "9.12.15");
+  writeFileSync(join(root, INSTALLER_CHECKSUMS), `${createHash("sha256").update(STAND_IN_INSTALLER).digest("hex")}  ${basename(installer)}\n`);
+  if (options.installer ?? true) writeFileSync(join(root, installer), STAND_IN_INSTALLER);
   return root;
 }
 

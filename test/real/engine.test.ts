@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -129,7 +129,8 @@ describe("the real Pulumi engine: stack outputs, stack references, locks and des
       join(locks, "3f8e0a52-0b7c-4d2e-9a41-5c6d7e8f9a0b.json"),
       JSON.stringify({ pid: 4242, username: "ci", hostname: "build-host", timestamp: "2026-01-01T00:00:00Z" }),
     );
-    const locked = await driver("destroy", "--yes", "--stack", "dev");
+    // The next `up` refuses before running anything (the program is not even started).
+    const locked = await driver("up", "--stack", "dev");
     assert.equal(locked.code, 1, locked.stderr);
     assert.match(locked.stderr, /pipeline-stack-locked: stack "dev" is locked by another update/);
     assert.match(locked.stderr, /`pulumi cancel --stack dev`/);
@@ -149,5 +150,10 @@ describe("the real Pulumi engine: stack outputs, stack references, locks and des
     const app = await inline("app", appProject, "destroy");
     assert.equal(app.code, 0, app.stderr);
     assert.deepEqual(await resourcesInState(appProject), []);
+  });
+
+  it("downloaded no plugin in any of these operations", function () {
+    const plugins = join(env.PULUMI_HOME!, "plugins");
+    assert.deepEqual(existsSync(plugins) ? readdirSync(plugins) : [], []);
   });
 });
