@@ -4,6 +4,34 @@ import * as aws from "@pulumi/aws";
 /** NFS, the only port of an EFS mount target. */
 export const NFS_PORT = 2049;
 
+/**
+ * The file system's policy: NFS clients (the image mounts as root, with TLS, without IAM) through a
+ * mount target only, and nothing over an unencrypted connection.
+ */
+export function sharedHomePolicy(fileSystemArn: string): object {
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Sid: "ClientsThroughMountTargets",
+        Effect: "Allow",
+        Principal: { AWS: "*" },
+        Action: ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite", "elasticfilesystem:ClientRootAccess"],
+        Resource: fileSystemArn,
+        Condition: { Bool: { "elasticfilesystem:AccessedViaMountTarget": "true" } },
+      },
+      {
+        Sid: "DenyUnencryptedTransport",
+        Effect: "Deny",
+        Principal: { AWS: "*" },
+        Action: "*",
+        Resource: fileSystemArn,
+        Condition: { Bool: { "aws:SecureTransport": "false" } },
+      },
+    ],
+  };
+}
+
 export interface SharedHomeArgs {
   environment: string;
   vpcId: pulumi.Input<string>;
@@ -16,7 +44,7 @@ export interface SharedHomeArgs {
 
 /**
  * The Jira Data Center shared home of a cluster: an encrypted EFS file system with automatic
- * backups, a mount target in each of the instances' zones, reachable over NFS from the instances'
+ * backups that refuses unencrypted connections, a mount target in each of the instances' zones, reachable over NFS from the instances'
  * security group only. The image mounts it at start from JIRA_SHARED_HOME_EFS in launch.env.
  */
 export class SharedHome extends pulumi.ComponentResource {
@@ -31,6 +59,11 @@ export class SharedHome extends pulumi.ComponentResource {
     this.fileSystem = new aws.efs.FileSystem(
       `${name}-shared-home`,
       { encrypted: true, performanceMode: "generalPurpose", throughputMode: "elastic", tags: { ...args.tags, Name: `${name}-shared-home` } },
+      child,
+    );
+    new aws.efs.FileSystemPolicy(
+      `${name}-shared-home-tls-only`,
+      { fileSystemId: this.fileSystem.id, policy: this.fileSystem.arn.apply((arn) => JSON.stringify(sharedHomePolicy(arn))) },
       child,
     );
     new aws.efs.BackupPolicy(`${name}-shared-home-backup`, { fileSystemId: this.fileSystem.id, backupPolicy: { status: "ENABLED" } }, child);

@@ -465,6 +465,11 @@ describe("program edge cases (runtime mocks)", () => {
     const [fs] = byType(run, "aws:efs/fileSystem:FileSystem");
     assert.equal(fs!.inputs.encrypted, true);
     assert.deepEqual(byType(run, "aws:efs/backupPolicy:BackupPolicy").map((b) => b.inputs.backupPolicy.status), ["ENABLED"]);
+    const [policy] = byType(run, "aws:efs/fileSystemPolicy:FileSystemPolicy").map((p) => JSON.parse(p.inputs.policy));
+    assert.deepEqual(policy.Statement[1].Condition, { Bool: { "aws:SecureTransport": "false" } });
+    assert.equal(policy.Statement[1].Effect, "Deny");
+    assert.deepEqual(policy.Statement[0].Condition, { Bool: { "elasticfilesystem:AccessedViaMountTarget": "true" } });
+    assert.match(policy.Statement[0].Resource, /^arn:aws:mock:eu-west-1:123456789012:aws:efs\/fileSystem:FileSystem\//);
     const targets = byType(run, "aws:efs/mountTarget:MountTarget");
     assert.deepEqual(targets.map((t) => t.inputs.subnetId).sort(), ["subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"]);
     for (const t of targets) assert.deepEqual(t.inputs.securityGroups, ["prod-shared-home-id"]);
