@@ -21,6 +21,20 @@ const CANCELLED_MESSAGE = "Cleanly cancelled builds after being interrupted.";
 const INTERRUPT_MESSAGE = "Cancelling build after receiving interrupt";
 /** Packer's final message when it exits 0 without any artifact. */
 const NO_ARTIFACTS_MESSAGE = "Builds finished but no artifacts were created.";
+/**
+ * The amazon plugin's region-copy cleanup (after every encrypted build, failed or not): it removes
+ * the temporary image its "AMI" line (AMI: ami-...) named; with encrypt_boot every final image is a copy.
+ */
+const TEMPORARY_AMI_REMOVED_MESSAGE = "Deregistering the AMI and deleting unencrypted temporary AMIs and snapshots";
+
+/** An AMI ID as the amazon plugin prints it. */
+const AMI_ID = "ami-[0-9a-f]{8,17}";
+/** What the amazon plugin says about an AMI in ui lines (packer-plugin-amazon step_create_ami, step_create_tags). */
+const AMI_CREATED = new RegExp(`(?:^|: )AMI: (${AMI_ID})\\s*$`);
+const AMI_TAGGED = new RegExp(`Adding tags to AMI \\((${AMI_ID})\\)`);
+const AMI_DEREGISTERED = new RegExp(`Deregistered AMI id: (${AMI_ID})`);
+/** A line of the "AMIs were created:" listing: `<region>: ami-...`. */
+const AMI_LISTED = new RegExp(`^\\s*([a-z]{2}(?:-[a-z]+)+-\\d): (${AMI_ID})\\s*$`, "gm");
 
 export interface MachineLine {
   /** Unix seconds as Packer wrote them. */
@@ -131,6 +145,16 @@ export interface BuildError {
   message: string;
 }
 
+/**
+ * An AMI that Packer's ui lines say was made: `created` ("AMI" line (AMI: ami-...), in the build region),
+ * `tagged` (`Adding tags to AMI (ami-...)`, any region) or `listed` ("AMIs were created", with its region).
+ */
+export interface AmiMention {
+  amiId: string;
+  how: "created" | "tagged" | "listed";
+  region?: string;
+}
+
 export interface BuildStream {
   /** Lines seen (records and other output). */
   lines: number;
@@ -158,6 +182,10 @@ export interface BuildStream {
   cancelled: boolean;
   /** Packer said that no artifact was created. */
   noArtifactsReported: boolean;
+  /** AMIs Packer's ui lines say were created or copied, in order of first mention. */
+  amiMentions: AmiMention[];
+  /** AMIs Packer's ui lines say it deregistered again (its cleanup after an error). */
+  removedAmis: string[];
   /** The stream ended in the middle of a line (Packer killed, log truncated). */
   truncated: boolean;
 }
@@ -221,8 +249,12 @@ export class MachineReadableParser {
     interruptSeen: false,
     cancelled: false,
     noArtifactsReported: false,
+    amiMentions: [],
+    removedAmis: [],
     truncated: false,
   };
+  /** The last AMI named by an "AMI" line (AMI: ami-...): the temporary image a region-copy cleanup removes. */
+  private lastCreatedAmi: string | undefined;
 
   constructor(limits: Partial<ParserLimits> = {}) {
     const bounds = { ...DEFAULT_LIMITS, ...limits };
@@ -271,6 +303,8 @@ export class MachineReadableParser {
       artifactCounts: { ...s.artifactCounts },
       artifacts: s.artifacts.map((a) => ({ ...a, files: [...a.files] })),
       errors: [...s.errors],
+      amiMentions: s.amiMentions.map((m) => ({ ...m })),
+      removedAmis: [...s.removedAmis],
       uiErrors: this.uiErrors.toArray().map(decodeField),
       uiTail: this.uiTail.toArray().map((u) => ({ ...u, text: decodeField(u.text) })),
     };
@@ -331,7 +365,31 @@ export class MachineReadableParser {
     if (text.endsWith(CANCELLED_MESSAGE)) s.cancelled = true;
     else if (text.endsWith(NO_ARTIFACTS_MESSAGE)) s.noArtifactsReported = true;
     else if (text.endsWith(INTERRUPT_MESSAGE)) s.interruptSeen = true;
+    else if (text.endsWith(TEMPORARY_AMI_REMOVED_MESSAGE) && this.lastCreatedAmi !== undefined) s.removedAmis.push(this.lastCreatedAmi);
+    // Only lines naming an AMI are decoded: a cheap test keeps the long provisioning chatter fast.
+    if (text.includes("ami-")) this.amiLine(decodeField(text));
     this.uiTail.push({ target: record.target, kind, text });
+  }
+
+  private mention(amiId: string, how: AmiMention["how"], region?: string): void {
+    // Few AMIs per build: a list is enough.
+    if (this.stream.amiMentions.some((m) => m.amiId === amiId && m.how === how)) return;
+    this.stream.amiMentions.push(region === undefined ? { amiId, how } : { amiId, how, region });
+  }
+
+  private amiLine(text: string): void {
+    const created = AMI_CREATED.exec(text);
+    if (created) {
+      this.lastCreatedAmi = created[1]!;
+      this.mention(created[1]!, "created");
+    }
+    const tagged = AMI_TAGGED.exec(text);
+    if (tagged) this.mention(tagged[1]!, "tagged");
+    const removed = AMI_DEREGISTERED.exec(text);
+    if (removed) this.stream.removedAmis.push(removed[1]!);
+    if (text.includes("AMIs were created:")) {
+      for (const [, region, amiId] of text.matchAll(AMI_LISTED)) this.mention(amiId!, "listed", region);
+    }
   }
 
   private artifact(record: RawRecord): void {

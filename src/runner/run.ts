@@ -6,7 +6,7 @@ import { execa } from "execa";
 import { JiraImagesError } from "../errors.ts";
 import { MachineReadableParser, type BuildStream } from "../machine-readable.ts";
 import type { RunnerArgs } from "./args.ts";
-import { describeImage, selectStageImage, type StageImage } from "./image.ts";
+import { describeImage, imagesLeftBehind, leftImagesAdvice, selectStageImage, validAmiPairs, type RegionAmi, type StageImage } from "./image.ts";
 import { checkManifest, readManifest } from "./manifest.ts";
 import { followFile, packerVersion, satisfiesConstraint, startPacker, versionAtLeast, type PackerExit, type PackerProcess } from "./packer.ts";
 import { preflight, type Preflight } from "./preflight.ts";
@@ -293,22 +293,29 @@ class Runner {
       throw new StageFailure(
         new JiraImagesError("TIMEOUT", `timed out after ${this.args.timeoutSeconds} s; ${cleanupOutcome(stream, exit)}`),
         EXIT.timeout,
-        [logLine],
+        [...(await this.leftBehind(stream, run.manifestPath)), logLine],
       );
     }
     if (build.signal !== undefined) {
       throw new StageFailure(
         new JiraImagesError("INTERRUPTED", `received ${build.signal}; ${cleanupOutcome(stream, exit)}`),
         signalExitCode(build.signal),
-        [logLine],
+        [...(await this.leftBehind(stream, run.manifestPath)), logLine],
       );
     }
     if (exit.exitCode !== 0) {
       const errors = packerErrorLines(stream, this.redactor);
-      return this.fail("PACKER_FAILED", `packer build ${describeExit(exit)}`, [
-        ...(errors.length > 0 ? errors : ["(Packer printed no error message)"]),
-        logLine,
-      ]);
+      const left = await this.leftBehind(stream, run.manifestPath);
+      const packerErrors = errors.length > 0 ? errors : ["(Packer printed no error message)"];
+      // An image made before a post-processor, a copy or tagging failed is not in the state: say so.
+      if (left.length > 0) {
+        return this.fail("PACKER_FAILED_AFTER_IMAGE", `packer build ${describeExit(exit)} after creating images that no state records`, [
+          ...packerErrors,
+          ...left,
+          logLine,
+        ]);
+      }
+      return this.fail("PACKER_FAILED", `packer build ${describeExit(exit)}`, [...packerErrors, logLine]);
     }
     const selection = selectStageImage(stream);
     if (selection.kind === "none") {
@@ -325,7 +332,7 @@ class Runner {
         stream.artifacts.length === 0
           ? "packer build exited 0 but created no artifact at all, so no AMI"
           : "packer build exited 0 but none of its artifacts is an AMI (region:ami-...)",
-        [...made, logLine],
+        [...made, ...(await this.leftBehind(stream, run.manifestPath)), logLine],
       );
     }
     if (selection.kind === "several") {
@@ -333,7 +340,7 @@ class Runner {
         "MULTIPLE_IMAGES",
         `packer build created ${selection.images.length} different images, a stage must create exactly one: ` +
           selection.images.map(describeImage).join("; "),
-        [logLine],
+        [...(await this.leftBehind(stream, run.manifestPath)), logLine],
       );
     }
     const image = selection.image;
@@ -345,11 +352,17 @@ class Runner {
           manifest = await readManifest(run.manifestPath);
         } catch (error) {
           const reason = error instanceof Error ? error.message : String(error);
-          return this.fail("MANIFEST_INVALID", `cannot read the manifest ${run.manifestPath}: ${reason}`, [logLine]);
+          return this.fail("MANIFEST_INVALID", `cannot read the manifest ${run.manifestPath}: ${reason}`, [
+            ...(await this.leftBehind(stream, undefined)),
+            logLine,
+          ]);
         }
         const check = checkManifest(manifest, image);
         if (!check.ok) {
-          return this.fail("MANIFEST_MISMATCH", `${check.problem} (manifest: ${run.manifestPath})`, [logLine]);
+          return this.fail("MANIFEST_MISMATCH", `${check.problem} (manifest: ${run.manifestPath})`, [
+            ...(await this.leftBehind(stream, run.manifestPath)),
+            logLine,
+          ]);
         }
         packerRunUuid = check.runUuid;
       } else {
@@ -360,6 +373,35 @@ class Runner {
       }
     }
     return this.result(image, run.logFile, run.packerVersion, packerRunUuid);
+  }
+
+  /** A `--var` as Packer sees it (the last one given wins). */
+  private varValue(name: string): string | undefined {
+    return this.args.vars.filter(([key]) => key === name).at(-1)?.[1];
+  }
+
+  /** The regions a build's images can be in: its region and the `ami_regions` copies. */
+  private candidateRegions(): string[] {
+    const regions = new Set<string>();
+    const region = this.varValue("region");
+    if (region) regions.add(region);
+    try {
+      const copies: unknown = JSON.parse(this.varValue("ami_regions") ?? "[]");
+      if (Array.isArray(copies)) for (const r of copies) if (typeof r === "string") regions.add(r);
+    } catch {
+      // Not a JSON list: Packer itself refuses it; there is nothing more to name.
+    }
+    return [...regions];
+  }
+
+  /** The lines that name the images a failed run leaves behind and how to remove them; none when there are none. */
+  private async leftBehind(stream: BuildStream, manifestPath: string | undefined): Promise<string[]> {
+    const region = this.varValue("region");
+    const images = imagesLeftBehind(stream, {
+      ...(region ? { buildRegion: region } : {}),
+      manifestPairs: manifestPath !== undefined ? await manifestAmiPairs(manifestPath) : [],
+    });
+    return images.length > 0 ? leftImagesAdvice(images, this.candidateRegions()) : [];
   }
 
   private fail(code: string, message: string, details: string[]): never {
@@ -383,6 +425,17 @@ class Runner {
       ...(packerRunUuid !== undefined ? { packerRunUuid } : {}),
       durationSeconds: Math.round((Date.now() - this.started) / 100) / 10,
     });
+  }
+}
+
+/** The AMIs of a manifest's last run, or none when there is no readable manifest (a failed run may write none). */
+async function manifestAmiPairs(path: string): Promise<RegionAmi[]> {
+  if (!existsSync(path)) return [];
+  try {
+    const manifest = await readManifest(path);
+    return manifest.builds.filter((b) => b.packer_run_uuid === manifest.last_run_uuid).flatMap((b) => validAmiPairs(b.artifact_id));
+  } catch {
+    return [];
   }
 }
 
