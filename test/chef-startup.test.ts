@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmod, cp, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { chmod, cp, mkdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { userInfo } from "node:os";
@@ -96,24 +96,63 @@ describe("Jira start-up (cookbook library and templates, rendered per environmen
       requireTool("systemd-analyze", "systemd");
     });
 
-    /** systemd-analyze verify in a scratch root holding the unit, the system's units and the commands it names. */
-    async function verify(unit: string): Promise<{ exitCode: number | undefined; stderr: string }> {
+    /**
+     * systemd-analyze verify in a scratch root holding the system's units, the commands the unit
+     * names, jira.service enabled (WantedBy=multi-user.target) and any extra units; verifies `what`.
+     */
+    async function verify(unit: string, what = "/etc/systemd/system/jira.service", extra: Record<string, string> = {}) {
       const sysroot = tempDir("jira-unit-");
-      await mkdir(join(sysroot, "etc", "systemd", "system"), { recursive: true });
-      await mkdir(join(sysroot, "usr", "lib", "systemd"), { recursive: true });
-      await cp("/usr/lib/systemd/system", join(sysroot, "usr", "lib", "systemd", "system"), { recursive: true });
-      for (const m of unit.matchAll(/^Exec\w+=[+!@-]*(\/\S+)/gm)) {
-        const command = join(sysroot, m[1]!);
-        await mkdir(dirname(command), { recursive: true });
-        await writeFile(command, "#!/bin/sh\n");
-        await chmod(command, 0o755);
+      const etc = join(sysroot, "etc", "systemd", "system");
+      const lib = join(sysroot, "usr", "lib", "systemd", "system");
+      await mkdir(join(etc, "multi-user.target.wants"), { recursive: true });
+      await mkdir(dirname(lib), { recursive: true });
+      await cp("/usr/lib/systemd/system", lib, { recursive: true });
+      for (const text of [unit, ...Object.values(extra)]) {
+        for (const m of text.matchAll(/^Exec\w+=[+!@-]*(\/\S+)/gm)) {
+          const command = join(sysroot, m[1]!);
+          await mkdir(dirname(command), { recursive: true });
+          await writeFile(command, "#!/bin/sh\n");
+          await chmod(command, 0o755);
+        }
       }
-      await writeFile(join(sysroot, "etc", "systemd", "system", "jira.service"), unit);
-      const result = await execa("systemd-analyze", ["verify", "--man=no", `--root=${sysroot}`, "/etc/systemd/system/jira.service"], {
-        reject: false,
-      });
+      for (const [name, text] of Object.entries(extra)) await writeFile(join(lib, name), text);
+      await writeFile(join(etc, "jira.service"), unit);
+      await symlink("/etc/systemd/system/jira.service", join(etc, "multi-user.target.wants", "jira.service"));
+      const result = await execa("systemd-analyze", ["verify", "--man=no", `--root=${sysroot}`, what], { reject: false });
       return { exitCode: result.exitCode, stderr: result.stderr };
     }
+
+    // cloud-final.service as cloud-init's own template renders it for Amazon Linux, and for the
+    // variants (Debian, Ubuntu) that order it after multi-user.target.
+    const cloudFinal = (afterMultiUser: boolean) =>
+      [
+        "[Unit]",
+        "Description=Execute cloud user/final scripts",
+        "After=network-online.target cloud-config.service rc-local.service",
+        ...(afterMultiUser ? ["After=multi-user.target"] : []),
+        "Wants=network-online.target cloud-config.service",
+        "",
+        "[Service]",
+        "Type=oneshot",
+        "ExecStart=/usr/bin/cloud-init modules --mode=final",
+        "RemainAfterExit=yes",
+        "",
+        "[Install]",
+        "WantedBy=cloud-init.target",
+        "",
+      ].join("\n");
+
+    it("boots without an ordering cycle on Amazon Linux's cloud-final (and would have one where cloud-final follows multi-user.target)", async function () {
+      const unit = await render("prod", "unit");
+      const amazon = await verify(unit, "multi-user.target", { "cloud-final.service": cloudFinal(false) });
+      assert.equal(amazon.exitCode, 0, amazon.stderr);
+      assert.doesNotMatch(amazon.stderr, /ordering cycle|deleted/);
+      const debian = await verify(unit, "multi-user.target", { "cloud-final.service": cloudFinal(true) });
+      // systemd reports the cycle from whichever of its units it meets first.
+      assert.match(debian.stderr, /Found ordering cycle on /, "the check must see a cycle when there is one");
+      assert.match(debian.stderr, /jira\.service\/start/);
+      assert.match(debian.stderr, /cloud-final\.service\/start/);
+    });
 
     for (const env of ["dev", "prod"]) {
       it(`passes systemd-analyze verify for ${env}, and a broken unit does not`, async function () {

@@ -9,6 +9,7 @@ import { execa } from "execa";
 import { parse as parseHcl } from "@cdktf/hcl2json";
 import { builderCidrsProblems, parseBuilderCidrs } from "../src/build-access.ts";
 import { copyPackerFolder } from "./helpers/packer-copy.ts";
+import { HOST_KEY_FILES, prepareImageRoot } from "./helpers/image-root.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const packerDir = join(root, "packer");
@@ -472,9 +473,7 @@ describe("provisioning smoke run (real Packer 1.6.6, null builder + shell-local)
     scratch = await mkdtemp(join(tmpdir(), "packer-smoke-"));
     await mkdir(join(scratch, "etc", "cinc"), { recursive: true });
     await mkdir(join(scratch, "var", "chef"), { recursive: true });
-    await mkdir(join(scratch, "home", "ec2-user", ".ssh"), { recursive: true });
-    await writeFile(join(scratch, "etc", "os-release"), 'NAME="Amazon Linux"\nID="amzn"\nVERSION_ID="2023"\n');
-    await writeFile(join(scratch, "home", "ec2-user", ".ssh", "authorized_keys"), "ssh-ed25519 AAAA packer-temporary-key\n");
+    prepareImageRoot(scratch);
   });
 
   afterEach(async function () {
@@ -510,6 +509,7 @@ describe("provisioning smoke run (real Packer 1.6.6, null builder + shell-local)
         "dnf -y upgrade --refresh --releasever=latest",
         "dnf -y install amazon-ssm-agent",
         "systemctl enable amazon-ssm-agent",
+        "sshd -T -f <tmp>",
         "dnf clean all",
         "curl --fail --silent --show-error --location --retry 3 --output <tmp> https://downloads.example.invalid/cinc-18.7.10-1.el9.x86_64.rpm",
         "dnf -y install <tmp>",
@@ -524,6 +524,21 @@ describe("provisioning smoke run (real Packer 1.6.6, null builder + shell-local)
     assert.equal(await exists(join(scratch, "var", "chef")), false);
     assert.equal(await exists(join(scratch, "etc", "cinc")), false);
     assert.equal(await exists(join(scratch, "home", "ec2-user", ".ssh", "authorized_keys")), false);
+    assert.equal(await exists(join(scratch, "root", ".ssh", "authorized_keys")), false);
+    // sshd's effective configuration was checked, and no host key is left to be shared.
+    assert.match(result.stdout, /os-base: sshd -T shows every hardened value in force/);
+    for (const key of HOST_KEY_FILES) assert.equal(await exists(join(scratch, "etc", "ssh", key)), false, `${key} baked into the image`);
+    assert.ok(await exists(join(scratch, "etc", "ssh", "sshd_config")), "sshd_config removed");
+    assert.ok(await exists(join(scratch, "etc", "ssh", "moduli")), "moduli removed");
+  });
+
+  it("stops the build when sshd would not run with a hardened value, naming it and what sshd -T shows", async function () {
+    // A drop-in read before ours (cloud-init or a package could add one) wins in sshd.
+    await writeFile(join(scratch, "etc", "ssh", "sshd_config.d", "00-early.conf"), "PasswordAuthentication yes\n");
+    const result = await smoke({ chef_node: "dev" });
+    assert.equal(result.exitCode, 1);
+    assert.match(result.stdout, /os-base: error: sshd does not run with the hardening of \/etc\/ssh\/sshd_config\.d\/01-jira-images-hardening\.conf: PasswordAuthentication no \(sshd -T: passwordauthentication yes\)/);
+    assert.ok(!result.calls.some((c) => c.startsWith("cinc-client")), "the build went on after the failed check");
   });
 
   it("jira stage: runs Chef with the jira-base role as the run list", async function () {

@@ -294,6 +294,15 @@ describe("program edge cases (runtime mocks)", () => {
     assert.equal(typeof byType(run, INSTANCE)[0]!.inputs.ami, "object");
   });
 
+  it("preview of a cluster: every node, the shared home's mount targets and the load balancer are declared", async () => {
+    const run = await runProgram({ stack: "prod", preview: true });
+    assert.equal(run.error, undefined);
+    assert.equal(byType(run, INSTANCE).length, 2);
+    assert.equal(byType(run, "aws:efs/mountTarget:MountTarget").length, 2);
+    assert.equal(byType(run, "aws:lb/targetGroupAttachment:TargetGroupAttachment").length, 2);
+    assert.equal(run.outputs.instances!.known, false);
+  });
+
   it("picks the build region's AMI by name even when another region sorts first", async () => {
     const run = await runProgram({ stack: "prod" });
     const stdout = JSON.parse(runnerStdout("base", ["eu-west-1", "eu-central-1"]));
