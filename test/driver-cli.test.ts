@@ -99,3 +99,78 @@ describe("driver without the Pulumi CLI (real, no stubs)", () => {
     }
   });
 });
+
+/** Runs `argv` to completion; the exit code and both streams. */
+function run(file: string, argv: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+  const started = performance.now();
+  return new Promise((resolvePromise) => {
+    execFile(file, argv, { cwd: root, env }, (error, stdout, stderr) =>
+      resolvePromise({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr, ms: performance.now() - started }),
+    );
+  });
+}
+
+describe("driver as a command-line tool (real CLI)", function () {
+  this.timeout(60_000);
+  const env = { PATH: PATH_WITHOUT_PULUMI, HOME: process.env.HOME ?? tmpdir(), PULUMI_CONFIG_PASSPHRASE: "test-only" };
+
+  it("--help and -h print the usage on stdout and exit 0, with or without a command", async () => {
+    const cases = [["--help"], ["-h"], ["up", "--help"], ["plan", "--stack", "dev", "-h"]];
+    const results = await Promise.all(cases.map((argv) => pipeline(argv)));
+    for (const [i, argv] of cases.entries()) {
+      const result = results[i]!;
+      assert.equal(result.code, 0, `${argv.join(" ")}: ${result.stderr}`);
+      assert.match(result.stdout, /^usage: npm run pipeline -- <plan\|preview\|up\|destroy\|outputs> --stack <dev\|prod>/);
+      assert.equal(result.stderr, "");
+    }
+  });
+
+  it("an unknown stack gives the same exit code and message in every command, listing the stacks", async () => {
+    const expected = `pipeline-stack-unknown: no stack "qa": Pulumi.qa.yaml does not exist in ${root} (stacks: dev, prod)\n`;
+    const commands = [["plan"], ["preview"], ["up"], ["destroy", "--yes"], ["outputs"]];
+    const results = await Promise.all(commands.map((command) => pipeline([...command, "--stack", "qa"])));
+    for (const [i, command] of commands.entries()) {
+      const result = results[i]!;
+      assert.deepEqual([result.code, result.stderr, result.stdout], [2, expected, ""], command.join(" "));
+    }
+  });
+
+  it("without the Pulumi CLI, stops well under a second after Node and tsx start (the Automation API is never loaded)", async () => {
+    // Interleaved, best of two each: other processes on the machine slow both alike.
+    const bare: number[] = [];
+    const driver: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      bare.push((await run(process.execPath, ["--import", "tsx", "-e", ""], env)).ms);
+      const result = await run(process.execPath, ["--import", "tsx", "src/driver/cli.ts", "up", "--stack", "dev"], env);
+      assert.equal(result.code, 3, result.stderr);
+      assertInstallMessage(result.stderr);
+      driver.push(result.ms);
+    }
+    const [fastestBare, fastestDriver] = [Math.min(...bare), Math.min(...driver)];
+    // Loading the Automation API alone takes about a second on this machine.
+    assert.ok(fastestDriver - fastestBare < 500, `the driver took ${Math.round(fastestDriver)} ms, a bare node + tsx ${Math.round(fastestBare)} ms`);
+  });
+
+  it("`npm run --silent pipeline -- outputs` (as the README shows it) writes parseable JSON on stdout", async () => {
+    // A stand-in `pulumi` answering what the Automation API asks for `outputs`.
+    const bin = mkdtempSync(join(tmpdir(), "fake-pulumi-"));
+    const outputs = { amiIds: { base: "ami-0aaaaaaaaaaaaaaa1", jira: "ami-0bbbbbbbbbbbbbbb2", "custom-dev": "ami-0ccccccccccccccc3" } };
+    writeFileSync(
+      join(bin, "pulumi"),
+      ["#!/bin/sh", 'case "$1 $2" in', '  "version "*) echo v3.248.0 ;;', `  "stack output") echo '${JSON.stringify(outputs)}' ;;`, "esac", ""].join("\n"),
+      { mode: 0o755 },
+    );
+    try {
+      const npmEnv = { ...env, PATH: `${bin}:${process.env.PATH}`, PULUMI_BACKEND_URL: `file://${bin}` };
+      const silent = await run("npm", ["run", "--silent", "pipeline", "--", "outputs", "--stack", "dev"], npmEnv);
+      assert.equal(silent.code, 0, silent.stderr);
+      assert.deepEqual(JSON.parse(silent.stdout), outputs);
+      // Why the README says --silent: npm's own banner goes to stdout.
+      const loud = await run("npm", ["run", "pipeline", "--", "outputs", "--stack", "dev"], npmEnv);
+      assert.throws(() => JSON.parse(loud.stdout), SyntaxError);
+      assert.match(loud.stdout, /^\n> jira-images@[\d.]+ pipeline/);
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,5 +1,4 @@
 import { processIo } from "./io.ts";
-import { runPlan } from "./plan.ts";
 import type { DriverDeps } from "./run.ts";
 
 /** The real driver's dependencies for a project folder: this process, the Pulumi CLI on PATH. */
@@ -8,13 +7,14 @@ export function processDeps(root: string): DriverDeps {
     root,
     env: process.env,
     io: processIo(),
-    // The Automation API takes about a second to load; `plan` runs without it.
-    detectCli: async () => (await import("./pulumi-cli.ts")).detectPulumiCli(),
+    // The Automation API takes about a second to load: it is loaded once `pulumi` is found on PATH,
+    // and `plan` runs without it.
+    detectCli: async () => (await import("./pulumi-cli.ts")).detectPulumiCli(process.env),
     stackFactory: async (request) => (await import("./workspace.ts")).localStackFactory(request),
     signals: process,
     now: Date.now,
     heartbeatMs: 30_000,
     interruptGraceMs: 2_000,
-    plan: runPlan,
+    plan: async (request, io) => (await import("./plan.ts")).runPlan(request, io),
   };
 }

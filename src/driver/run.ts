@@ -7,6 +7,7 @@ import { parseDriverArgs, USAGE, type DriverArgs } from "./args.ts";
 import { checkPassphrase, resolveBackend, type BackendSettings } from "./backend.ts";
 import type { DriverIo } from "./io.ts";
 import type { PlanRequest } from "./plan.ts";
+import { isMissingCliError, missingCliError } from "./pulumi-cli.ts";
 import { ProgressTracker, renderSummary, stripColors, type DriverMode } from "./progress.ts";
 import type { StackFactory, StackHandle } from "./workspace.ts";
 
@@ -50,12 +51,18 @@ export interface DriverDeps {
 /** Runs one driver command; returns the process exit code and never throws. */
 export async function runPipeline(argv: readonly string[], deps: DriverDeps): Promise<number> {
   const say = (line: string): void => deps.io.stderr(`${line}\n`);
+  if (argv.some((arg) => arg === "--help" || arg === "-h")) {
+    deps.io.stdout(`${USAGE}\n`);
+    return EXIT.ok;
+  }
   let args: DriverArgs;
   try {
     args = parseDriverArgs(argv);
+    // Every command, `plan` included, says the same about a stack that does not exist.
+    checkStackFile(deps.root, args.stack);
   } catch (err) {
     say(messageOf(err));
-    say(USAGE);
+    if (!(err instanceof JiraImagesError && err.code === "pipeline-stack-unknown")) say(USAGE);
     return EXIT.usage;
   }
   if (args.command === "plan") {
@@ -70,7 +77,6 @@ export async function runPipeline(argv: readonly string[], deps: DriverDeps): Pr
   let backend: BackendSettings;
   try {
     pulumiCommand = await deps.detectCli();
-    checkStackFile(deps.root, args.stack);
     backend = resolveBackend(deps.env, deps.root);
     checkPassphrase(deps.env, backend);
   } catch (err) {
@@ -107,8 +113,8 @@ function checkStackFile(root: string, stack: string): void {
     .map((file) => /^Pulumi\.(.+)\.yaml$/.exec(file)?.[1])
     .filter((name): name is string => name !== undefined);
   throw new JiraImagesError(
-    "pipeline-usage",
-    `no stack "${stack}": Pulumi.${stack}.yaml does not exist in ${root} (stacks: ${known.join(", ") || "none"})`,
+    "pipeline-stack-unknown",
+    `no stack "${stack}": Pulumi.${stack}.yaml does not exist in ${root} (stacks: ${known.sort().join(", ") || "none"})`,
   );
 }
 
@@ -208,19 +214,19 @@ function commandErrorDetails(err: CommandError): { exitCode?: number; stderr: st
  * and by the CLI's factories, not at start-up.
  */
 async function report(err: unknown, args: DriverArgs, deps: DriverDeps, tracker?: ProgressTracker): Promise<number> {
-  const { CommandError, ConcurrentUpdateError, StackNotFoundError } = await import("@pulumi/pulumi/automation/index.js");
-  const { isMissingCliError, missingCliError } = await import("./pulumi-cli.ts");
   const say = (line: string): void => deps.io.stderr(`${line}\n`);
   if (tracker) deps.io.stderr(renderSummary(tracker.rows()));
   if (isMissingCliError(err)) {
     say(missingCliError(err).message);
     return EXIT.prerequisite;
   }
+  // Our own errors (a missing CLI among them) are reported without loading the Automation API.
   if (err instanceof JiraImagesError) {
     say(err.message);
     if (err.code === "pipeline-usage") return EXIT.usage;
     return err.code.startsWith("pulumi-cli") || err.code === "pipeline-passphrase" ? EXIT.prerequisite : EXIT.failed;
   }
+  const { CommandError, ConcurrentUpdateError, StackNotFoundError } = await import("@pulumi/pulumi/automation/index.js");
   const backend = resolveBackend(deps.env, deps.root).url;
   if (err instanceof StackNotFoundError) {
     say(
