@@ -66,13 +66,13 @@ for (const stack of ["dev", "prod"] as const) {
     it(`${config.deregisterReplacedImages ? "removes" : "keeps"} a stage's old images when it is rebuilt or destroyed`, () => {
       assert.equal(config.deregisterReplacedImages, stack === "dev", "dev removes old images, prod keeps them");
       for (const stage of ["base", "jira", custom]) {
-        const expected = stack === "dev" ? `exec node --import tsx src/runner/deregister-cli.ts --stage ${stage}` : undefined;
+        const expected = stack === "dev" ? `exec node --import tsx src/runner/deregister-cli.ts --stage ${stage} --stack dev` : undefined;
         assert.equal(commandOf(run, stage).inputs.delete, expected, stage);
       }
     });
 
     it("passes exactly the contract's variables to each stage", () => {
-      const common = ["ami_regions", "build_instance_type", "inputs_hash", "kms_key_id", "region", "region_kms_key_ids", "ssh_username", "stage"];
+      const common = ["ami_regions", "build_instance_type", "inputs_hash", "kms_key_id", "region", "region_kms_key_ids", "ssh_username", "stack", "stage"];
       const keys = (stage: string) => Object.keys(commandVars(commandOf(run, stage).inputs.create)).sort();
       assert.deepEqual(keys("base"), [...common, "source_ami", "source_ami_name_filter", "source_ami_owners"].sort());
       assert.deepEqual(keys("jira"), [...common, "jira_installer_sha256", "jira_version", "source_ami"].sort());
@@ -299,6 +299,15 @@ describe("program edge cases (runtime mocks)", () => {
     assert.equal(typeof byType(run, INSTANCE)[0]!.inputs.ami, "object");
   });
 
+  it("preview of a cluster: every node, the shared home's mount targets and the load balancer are declared", async () => {
+    const run = await runProgram({ stack: "prod", preview: true });
+    assert.equal(run.error, undefined);
+    assert.equal(byType(run, INSTANCE).length, 2);
+    assert.equal(byType(run, "aws:efs/mountTarget:MountTarget").length, 2);
+    assert.equal(byType(run, "aws:lb/targetGroupAttachment:TargetGroupAttachment").length, 2);
+    assert.equal(run.outputs.instances!.known, false);
+  });
+
   it("picks the build region's AMI by name even when another region sorts first", async () => {
     const run = await runProgram({ stack: "prod" });
     const stdout = JSON.parse(runnerStdout("base", ["eu-west-1", "eu-central-1"]));
@@ -328,7 +337,7 @@ describe("program edge cases (runtime mocks)", () => {
       const { delete: deleteOn, ...restOn } = commandOf(on, stage).inputs;
       const { delete: deleteOff, ...restOff } = commandOf(off, stage).inputs;
       assert.deepEqual(restOn, restOff, stage);
-      assert.match(deleteOn, new RegExp(`deregister-cli\\.ts --stage ${stage}$`));
+      assert.match(deleteOn, new RegExp(`deregister-cli\\.ts --stage ${stage} --stack dev$`));
       assert.equal(deleteOff, undefined);
     }
   });
