@@ -9,6 +9,7 @@ import { execa } from "execa";
 import { parse as parseHcl } from "@cdktf/hcl2json";
 import { builderCidrsProblems, parseBuilderCidrs } from "../src/build-access.ts";
 import { copyPackerFolder } from "./helpers/packer-copy.ts";
+import { HOST_KEY_FILES, prepareImageRoot } from "./helpers/image-root.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const packerDir = join(root, "packer");
@@ -46,6 +47,7 @@ function varArgs(vars: Record<string, string>): string[] {
 function contractVars(stage: string, manifestPath: string): Record<string, string> {
   const common = {
     stage,
+    stack: "prod",
     inputs_hash: INPUTS_HASH,
     region: "eu-west-1",
     ami_regions: '["eu-central-1"]',
@@ -368,7 +370,7 @@ describe("packer templates (real Packer 1.6.6)", function () {
   });
 
   it("declares every contract variable in every stage", async function () {
-    const common = ["stage", "inputs_hash", "region", "ami_regions", "build_instance_type", "ssh_username", "manifest_path"];
+    const common = ["stage", "stack", "inputs_hash", "region", "ami_regions", "build_instance_type", "ssh_username", "manifest_path"];
     const expected: Record<string, string[]> = {
       base: [...common, "source_ami", "source_ami_owners", "source_ami_name_filter"],
       jira: [...common, "source_ami", "jira_version", "jira_installer_sha256"],
@@ -396,6 +398,7 @@ describe("packer templates (real Packer 1.6.6)", function () {
       assert.match(amiName, new RegExp(`^jira-images-${stage}-(9\\.12\\.15-)?\\d{14}$`));
       const tags = mapEntries(inspectLocal(result.stdout, "lineage_tags"));
       assert.equal(tags["jira-images:stage"], stage);
+      assert.equal(tags["jira-images:stack"], "prod", "the delete step checks the stack tag");
       assert.equal(tags["jira-images:parent-ami"], "{{ .SourceAMI }}");
       assert.equal(tags["jira-images:inputs-hash"], INPUTS_HASH);
       assert.match(tags["jira-images:build-time"] ?? "", /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
@@ -403,6 +406,7 @@ describe("packer templates (real Packer 1.6.6)", function () {
       if (stage === "jira") assert.equal(tags["jira-images:jira-installer"], `sha256:${INSTALLER_SHA256}`);
       if (stage === "custom-prod") assert.equal(tags["jira-images:environment"], "prod");
       assert.ok(mapEntries(inspectLocal(result.stdout, "run_tags"))["jira-images:stage"] === stage, "run_tags lack the stage");
+      assert.equal(mapEntries(inspectLocal(result.stdout, "run_tags"))["jira-images:stack"], "prod", "run_tags lack the stack");
 
       const text = await stageText(dir.replace("packer/", ""));
       assert.match(text, /^\s*tags\s*=\s*local\.lineage_tags$/m);
@@ -469,9 +473,7 @@ describe("provisioning smoke run (real Packer 1.6.6, null builder + shell-local)
     scratch = await mkdtemp(join(tmpdir(), "packer-smoke-"));
     await mkdir(join(scratch, "etc", "cinc"), { recursive: true });
     await mkdir(join(scratch, "var", "chef"), { recursive: true });
-    await mkdir(join(scratch, "home", "ec2-user", ".ssh"), { recursive: true });
-    await writeFile(join(scratch, "etc", "os-release"), 'NAME="Amazon Linux"\nID="amzn"\nVERSION_ID="2023"\n');
-    await writeFile(join(scratch, "home", "ec2-user", ".ssh", "authorized_keys"), "ssh-ed25519 AAAA packer-temporary-key\n");
+    prepareImageRoot(scratch);
   });
 
   afterEach(async function () {
@@ -507,6 +509,7 @@ describe("provisioning smoke run (real Packer 1.6.6, null builder + shell-local)
         "dnf -y upgrade --refresh --releasever=latest",
         "dnf -y install amazon-ssm-agent",
         "systemctl enable amazon-ssm-agent",
+        "sshd -T -f <tmp>",
         "dnf clean all",
         "curl --fail --silent --show-error --location --retry 3 --output <tmp> https://downloads.example.invalid/cinc-18.7.10-1.el9.x86_64.rpm",
         "dnf -y install <tmp>",
@@ -521,6 +524,21 @@ describe("provisioning smoke run (real Packer 1.6.6, null builder + shell-local)
     assert.equal(await exists(join(scratch, "var", "chef")), false);
     assert.equal(await exists(join(scratch, "etc", "cinc")), false);
     assert.equal(await exists(join(scratch, "home", "ec2-user", ".ssh", "authorized_keys")), false);
+    assert.equal(await exists(join(scratch, "root", ".ssh", "authorized_keys")), false);
+    // sshd's effective configuration was checked, and no host key is left to be shared.
+    assert.match(result.stdout, /os-base: sshd -T shows every hardened value in force/);
+    for (const key of HOST_KEY_FILES) assert.equal(await exists(join(scratch, "etc", "ssh", key)), false, `${key} baked into the image`);
+    assert.ok(await exists(join(scratch, "etc", "ssh", "sshd_config")), "sshd_config removed");
+    assert.ok(await exists(join(scratch, "etc", "ssh", "moduli")), "moduli removed");
+  });
+
+  it("stops the build when sshd would not run with a hardened value, naming it and what sshd -T shows", async function () {
+    // A drop-in read before ours (cloud-init or a package could add one) wins in sshd.
+    await writeFile(join(scratch, "etc", "ssh", "sshd_config.d", "00-early.conf"), "PasswordAuthentication yes\n");
+    const result = await smoke({ chef_node: "dev" });
+    assert.equal(result.exitCode, 1);
+    assert.match(result.stdout, /os-base: error: sshd does not run with the hardening of \/etc\/ssh\/sshd_config\.d\/01-jira-images-hardening\.conf: PasswordAuthentication no \(sshd -T: passwordauthentication yes\)/);
+    assert.ok(!result.calls.some((c) => c.startsWith("cinc-client")), "the build went on after the failed check");
   });
 
   it("jira stage: runs Chef with the jira-base role as the run list", async function () {

