@@ -68,7 +68,17 @@ function matrixRow(change: Change): { dev: Record<string, string[]>; prod: Recor
     const plan = (stack: "dev" | "prod") => planStackInputs({ ...configs[stack], ...change.config }, root);
     const before = { dev: planStackInputs(configs.dev, root), prod: planStackInputs(configs.prod, root) };
     change.files?.(root);
-    return { dev: triggerChanges(before.dev, plan("dev")), prod: triggerChanges(before.prod, plan("prod")) };
+    const after = { dev: plan("dev"), prod: plan("prod") };
+    const row = { dev: triggerChanges(before.dev, after.dev), prod: triggerChanges(before.prod, after.prod) };
+    // The inputs_hash image tag changes exactly for the stages that rebuild: any content input of
+    // their own (template, workspace, installers, vars) or of a stage above them.
+    for (const stack of ["dev", "prod"] as const) {
+      for (const [i, stage] of after[stack].entries()) {
+        const tagChanged = stage.inputsHash !== before[stack][i]!.inputsHash;
+        assert.equal(tagChanged, row[stack][stage.stage]!.length > 0, `${stack} ${stage.stage}: inputs_hash ${tagChanged ? "changed" : "unchanged"}, triggers ${JSON.stringify(row[stack][stage.stage])}`);
+      }
+    }
+    return row;
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
