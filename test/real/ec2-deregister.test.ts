@@ -24,9 +24,10 @@ const BUILD_REGION = "eu-west-1";
 const COPY_REGION = "eu-central-1";
 
 /** The tags packer/common/source.pkr.hcl puts on a stage's images and snapshots. */
-function stageTags(stage: string): Array<{ Key: string; Value: string }> {
+function stageTags(stage: string, stack: string): Array<{ Key: string; Value: string }> {
   return [
     { Key: "jira-images:stage", Value: stage },
+    { Key: "jira-images:stack", Value: stack },
     { Key: "jira-images:managed-by", Value: "packer" },
   ];
 }
@@ -89,9 +90,10 @@ describe("deregister CLI with the AWS SDK against moto (emulated EC2)", function
     return { images, snapshots };
   }
 
+  /** The delete as the dev stack's stage command runs it, with the old result in PULUMI_COMMAND_STDOUT. */
   function deregister(stage: string, images: Record<string, string>) {
     const result = { stage, amiId: images[BUILD_REGION], region: BUILD_REGION, amis: images, logFile: "/dev/null" };
-    return execa(process.execPath, ["--import", "tsx", CLI, "--stage", stage], {
+    return execa(process.execPath, ["--import", "tsx", CLI, "--stage", stage, "--stack", "dev"], {
       cwd: ROOT,
       env: { ...moto.env(), PULUMI_COMMAND_STDOUT: `${JSON.stringify(result)}\n` },
       reject: false,
@@ -99,7 +101,7 @@ describe("deregister CLI with the AWS SDK against moto (emulated EC2)", function
   }
 
   it("removes the old result's image and its snapshots in every region", async function () {
-    const { images, snapshots } = await stageImage("jira-images-jira-old", stageTags("jira"));
+    const { images, snapshots } = await stageImage("jira-images-jira-old", stageTags("jira", "dev"));
     const run = await deregister("jira", images);
     assert.equal(run.exitCode, 0, String(run.stderr));
     assert.equal(run.stdout, "");
@@ -118,10 +120,13 @@ describe("deregister CLI with the AWS SDK against moto (emulated EC2)", function
     assert.match(String(again.stderr), /already deregistered/);
   });
 
-  it("refuses an image without the project's tags, or another stage's, and touches nothing in any region", async function () {
-    const foreign = await stageImage("someone-elses-image", [{ Key: "team", Value: "other" }]);
-    const otherStage = await stageImage("jira-images-base-old", stageTags("base"));
-    for (const { images, snapshots } of [foreign, otherStage]) {
+  it("refuses an image without the project's tags, another stage's or another stack's, and touches nothing in any region", async function () {
+    const cases = [
+      await stageImage("someone-elses-image", [{ Key: "team", Value: "other" }]),
+      await stageImage("jira-images-base-old", stageTags("base", "dev")),
+      await stageImage("jira-images-jira-prod", stageTags("jira", "prod")),
+    ];
+    for (const { images, snapshots } of cases) {
       const run = await deregister("jira", images);
       assert.equal(run.exitCode, 1, String(run.stderr));
       assert.match(String(run.stderr), /DEREGISTER_REFUSED: stage jira: not deregistering anything/);
@@ -131,5 +136,16 @@ describe("deregister CLI with the AWS SDK against moto (emulated EC2)", function
         for (const snapshotId of snapshots[region]!) assert.equal(await snapshotExists(ec2, snapshotId), true);
       }
     }
+  });
+
+  it("refuses an image of another account even when it carries the stage's tags", async function () {
+    // moto's catalogue images belong to Amazon's accounts, not to the caller's.
+    const ec2 = moto.ec2(BUILD_REGION);
+    const foreign = await sourceAmi(ec2);
+    await ec2.send(new CreateTagsCommand({ Resources: [foreign], Tags: stageTags("jira", "dev") }));
+    const run = await deregister("jira", { [BUILD_REGION]: foreign });
+    assert.equal(run.exitCode, 1, String(run.stderr));
+    assert.match(String(run.stderr), new RegExp(`${foreign} in ${BUILD_REGION} is owned by account \\d+, the caller is account \\d+`));
+    assert.equal(await imageExists(ec2, foreign), true);
   });
 });

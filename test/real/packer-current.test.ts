@@ -4,31 +4,47 @@
  * what it does not know (imds_support, metadata_options, deprecate_at); the plugin checks those.
  */
 import assert from "node:assert/strict";
-import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
 import { execa } from "execa";
 import { currentPacker, type CurrentPacker } from "../helpers/packer-current.ts";
 import { tempDir } from "../helpers/temp-dir.ts";
+import { loadStackConfigFile } from "../../src/config.ts";
+import type { StageDefinition, VarValue } from "../../src/stages.ts";
+import { declareStages } from "../../stages/index.ts";
+import { jiraInstaller } from "../../stages/jira.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const PARENT_AMI = "ami-0123456789abcdef0";
 const INPUTS_HASH = `sha256:${"ab".repeat(32)}`;
+const STACKS = ["dev", "prod"] as const;
 
-/** The variables the program passes to each stage (see the README), plus the builder's address. */
-function stageVars(stage: "base" | "jira" | "custom"): string[] {
-  const vars: Record<string, string> = {
-    stage: stage === "custom" ? "custom-dev" : stage,
+/**
+ * `packer validate` of one stage with what the program passes it: its stack's variables and var
+ * files, plus what the pipeline and the runner add (parent AMI, inputs hash, manifest path) and
+ * the builder's address. The installer pin, normally read from packer/files/SHA256SUMS, is a
+ * stand-in value here.
+ */
+function validateArgs(stage: StageDefinition): string[] {
+  const vars: Record<string, VarValue> = {
+    ...stage.vars,
+    ...(stage.parent !== undefined ? { source_ami: PARENT_AMI } : {}),
     inputs_hash: INPUTS_HASH,
-    region: "eu-west-1",
-    ami_regions: '["eu-central-1"]',
-    build_instance_type: "t3.medium",
-    ssh_username: "ec2-user",
-    ssh_source_cidrs: '["203.0.113.7/32"]',
     manifest_path: "manifest.json",
+    ssh_source_cidrs: ["203.0.113.7/32"],
   };
-  if (stage === "base") Object.assign(vars, { source_ami: "", source_ami_owners: '["amazon"]', source_ami_name_filter: "al2023-ami-2023.*-x86_64" });
-  else Object.assign(vars, { source_ami: PARENT_AMI, jira_version: "9.12.15" });
-  return Object.entries(vars).flatMap(([key, value]) => ["-var", `${key}=${value}`]);
+  return [
+    "validate",
+    ...Object.entries(vars).flatMap(([key, value]) => ["-var", `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`]),
+    ...stage.varFiles.flatMap((file) => ["-var-file", file]),
+    stage.template,
+  ];
+}
+
+function stagesOf(stack: string): StageDefinition[] {
+  const config = loadStackConfigFile(ROOT, stack);
+  const pins = new Map([[basename(jiraInstaller(config.jiraVersion)), "cd".repeat(32)]]);
+  return declareStages(config, pins);
 }
 
 describe("stage templates on the current Packer with the amazon plugin", function () {
@@ -54,17 +70,16 @@ describe("stage templates on the current Packer with the amazon plugin", functio
     assert.match(installed.stdout, /github\.com\/hashicorp\/amazon\/packer-plugin-amazon_v1\.\d+\.\d+_/);
   });
 
-  it("validates every stage folder with the program's variables, packer/custom with the dev and the prod var file", async function () {
-    const envs = readdirSync(join(ROOT, "packer/custom")).filter((f) => f.endsWith(".pkrvars.hcl"));
-    assert.deepEqual(envs.sort(), ["dev.pkrvars.hcl", "prod.pkrvars.hcl"]);
-    const runs: Array<[string, string[]]> = [
-      ["packer/base", stageVars("base")],
-      ["packer/jira", stageVars("jira")],
-      ...envs.map((file): [string, string[]] => ["packer/custom", [...stageVars("custom"), "-var-file", `packer/custom/${file}`]]),
-    ];
-    const results = await Promise.all(runs.map(([dir, vars]) => run(["validate", ...vars, dir])));
+  it("validates every stage of the dev and the prod stack with the program's own variables and var files", async function () {
+    const runs = STACKS.flatMap((stack) => stagesOf(stack).map((stage) => ({ label: `${stack} ${stage.name} (${stage.template})`, args: validateArgs(stage) })));
+    assert.deepEqual(
+      runs.map((r) => r.label),
+      STACKS.flatMap((stack) => [`${stack} base (packer/base)`, `${stack} jira (packer/jira)`, `${stack} custom-${stack} (packer/custom)`]),
+    );
+    assert.ok(runs.some((r) => r.args.includes(`packer/custom/dev.pkrvars.hcl`)) && runs.some((r) => r.args.includes(`packer/custom/prod.pkrvars.hcl`)));
+    const results = await Promise.all(runs.map((r) => run(r.args)));
     results.forEach((result, i) => {
-      assert.equal(result.exitCode, 0, `packer validate ${runs[i]![1].slice(-1)[0]} ${runs[i]![0]}:\n${result.all}`);
+      assert.equal(result.exitCode, 0, `packer validate, ${runs[i]!.label}:\n${result.all}`);
       assert.match(result.stdout, /The configuration is valid/);
     });
   });

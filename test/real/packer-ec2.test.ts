@@ -30,6 +30,8 @@ const ROOT = resolve(import.meta.dirname, "../..");
 const BUILD_REGION = "eu-west-1";
 const COPY_REGION = "eu-central-1";
 const STAGE = "moto";
+const STACK = "dev";
+const BUILDER_CIDR = "203.0.113.7/32";
 
 function tagsOf(resource: { Tags?: Array<{ Key?: string; Value?: string }> }): Record<string, string> {
   return Object.fromEntries((resource.Tags ?? []).map((t) => [t.Key ?? "", t.Value ?? ""]));
@@ -92,7 +94,7 @@ describe("stage runner with the real amazon-ebs builder against moto (emulated E
     const logDir = join(tempDir("packer-ec2-logs-"), "logs");
     const args = [
       ["--stage", STAGE, "--template", stageDir, "--log-dir", logDir],
-      ["--var", `region=${BUILD_REGION}`, "--var", `ami_regions=["${COPY_REGION}"]`],
+      ["--var", `stack=${STACK}`, "--var", `region=${BUILD_REGION}`, "--var", `ami_regions=["${COPY_REGION}"]`],
       ["--var", `source_ami=${sourceAmi}`, "--var", `ec2_endpoint=${moto.endpoint}`, "--var", `inputs_hash=${inputsHash}`],
       ["--var", `hold_seconds=${options.holdSeconds ?? 0}`],
       options.timeoutSeconds !== undefined ? ["--timeout", String(options.timeoutSeconds)] : [],
@@ -100,7 +102,7 @@ describe("stage runner with the real amazon-ebs builder against moto (emulated E
     const env = packer.env({
       ...moto.env(),
       PACKER_BIN: packer.bin,
-      PKR_VAR_ssh_source_cidrs: '["203.0.113.7/32"]',
+      PKR_VAR_ssh_source_cidrs: JSON.stringify([BUILDER_CIDR]),
       // The plugin's waiters poll every 2-15 s by default; moto answers at once.
       AWS_POLL_DELAY_SECONDS: "1",
     });
@@ -135,7 +137,7 @@ describe("stage runner with the real amazon-ebs builder against moto (emulated E
     assert.deepEqual(last, { instances: [], securityGroups: [], keyPairs: [] }, "the build left resources in the emulated EC2");
   }
 
-  it("reports the AMI, which exists in every region, encrypted, private, with the lineage tags on it and its snapshots", async function () {
+  it("reports the AMI of every region, encrypted, private, IMDSv2-only, with the lineage tags; the build instance IMDSv2-only, reachable from the builder alone", async function () {
     const { args, env, inputsHash } = build();
     const run = toCliRun(await startCli(args, { env }));
     assert.equal(run.exitCode, 0, run.stderr);
@@ -157,6 +159,7 @@ describe("stage runner with the real amazon-ebs builder against moto (emulated E
       assert.equal(image.Public, false, `${amiId} in ${region} is public`);
       const tags = tagsOf(image);
       assert.equal(tags["jira-images:stage"], STAGE);
+      assert.equal(tags["jira-images:stack"], STACK);
       assert.equal(tags["jira-images:managed-by"], "packer");
       assert.equal(tags["jira-images:inputs-hash"], inputsHash);
       assert.equal(tags["jira-images:parent-ami"], sourceAmi, "the template's {{ .SourceAMI }} was not filled in");
@@ -181,6 +184,25 @@ describe("stage runner with the real amazon-ebs builder against moto (emulated E
       assert.equal(copy.length, 1, `no CopyImage made ${amiId} in ${region}`);
       assert.equal(copy[0]!.params.Encrypted, "true", `${amiId} in ${region} was copied without Encrypted=true`);
     }
+    // What moto accepts but does not keep (the instance's metadata options and volume encryption,
+    // the image's ImdsSupport), checked in the requests Packer sent.
+    const [launch, ...moreLaunches] = (await moto.requests("RunInstances")).filter((r) => Object.values(r.params).includes(inputsHash));
+    assert.ok(launch !== undefined && moreLaunches.length === 0, "expected one RunInstances of this build");
+    assert.equal(launch.params["MetadataOptions.HttpTokens"], "required", "the build instance accepts IMDSv1");
+    assert.equal(launch.params["MetadataOptions.HttpPutResponseHopLimit"], "1");
+    assert.equal(launch.params["BlockDeviceMapping.1.Ebs.Encrypted"], "true", "the launch volume is not encrypted");
+    const ingress = (await moto.requests("AuthorizeSecurityGroupIngress")).flatMap((r) =>
+      Object.entries(r.params).filter(([key]) => /IpRanges\.\d+\.CidrIp$|Ipv6Ranges\.\d+\.CidrIpv6$/.test(key)).map(([, cidr]) => cidr),
+    );
+    assert.deepEqual([...new Set(ingress)], [BUILDER_CIDR], "the temporary security group is open beyond the builder's address");
+    const imds = await moto.requests("ModifyImageAttribute");
+    for (const [region, amiId] of Object.entries(result.amis)) {
+      assert.ok(
+        imds.some((r) => r.region === region && r.params.ImageId === amiId && r.params["ImdsSupport.Value"] === "v2.0"),
+        `${amiId} in ${region} was not set to IMDSv2 only (imds_support)`,
+      );
+    }
+
     // The unencrypted intermediate image (made by CreateImage from the instance) and its snapshot
     // are gone: the suite's first build leaves exactly its AMIs. (moto's own catalogue images
     // come with snapshots too, so the snapshots are told apart by moto's CreateImage description.)
@@ -208,7 +230,7 @@ describe("stage runner with the real amazon-ebs builder against moto (emulated E
       assert.ok(snapshots[region].length > 0);
     }
 
-    const deregister = await execa(process.execPath, ["--import", "tsx", join(ROOT, "src/runner/deregister-cli.ts"), "--stage", STAGE], {
+    const deregister = await execa(process.execPath, ["--import", "tsx", join(ROOT, "src/runner/deregister-cli.ts"), "--stage", STAGE, "--stack", STACK], {
       cwd: ROOT,
       env: { ...moto.env(), PULUMI_COMMAND_STDOUT: run.stdout },
       reject: false,
