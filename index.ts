@@ -42,6 +42,7 @@ export default function jiraImages(options: JiraImagesOptions = {}) {
   const pipeline = new ImagePipeline("images", {
     stages,
     projectRoot,
+    stack: config.stack,
     region: config.region,
     timeoutSeconds: config.buildTimeoutSeconds,
     deregisterReplacedImages: config.deregisterReplacedImages,

@@ -61,8 +61,8 @@ function runnerCommand(inv: RunnerInvocation): string {
  * new image exists) or destroyed, with the old result in PULUMI_COMMAND_STDOUT. It fails when an
  * image cannot be removed, which keeps the old command in state so that the next `up` retries.
  */
-function deregisterCommand(stage: string): string {
-  return ["exec", "node", "--import", "tsx", DEREGISTER_SCRIPT, "--stage", stage].map(shellQuote).join(" ");
+function deregisterCommand(stage: string, stack: string): string {
+  return ["exec", "node", "--import", "tsx", DEREGISTER_SCRIPT, "--stage", stage, "--stack", stack].map(shellQuote).join(" ");
 }
 
 /** The AMI of a build in the region the next stage and the instances use, or a clear error. */
@@ -86,6 +86,8 @@ export interface StageArgs {
   timeoutSeconds: number;
   /** Remove the stage's old images when its command is replaced or destroyed. */
   deregisterReplacedImages: boolean;
+  /** The Pulumi stack: the delete step removes only images tagged with it. */
+  stack: string;
   parent?: ImageStage;
 }
 
@@ -106,7 +108,7 @@ export class ImageStage extends pulumi.ComponentResource {
     const { definition, projectRoot } = args;
     this.stageName = definition.name;
     this.parentStage = definition.parent;
-    this.inputs = stageInputs(definition, projectRoot);
+    this.inputs = stageInputs(definition, projectRoot, args.parent?.inputs.inputsHash);
     this.parentAmi = args.parent ? args.parent.amiId : pulumi.output(NO_PARENT);
 
     const command = (sourceAmi?: string) =>
@@ -119,7 +121,7 @@ export class ImageStage extends pulumi.ComponentResource {
         create,
         update: REEMIT_PREVIOUS_RESULT,
         // Not a trigger: turning it on or off is an update, which rebuilds nothing.
-        delete: args.deregisterReplacedImages ? deregisterCommand(definition.name) : undefined,
+        delete: args.deregisterReplacedImages ? deregisterCommand(definition.name, args.stack) : undefined,
         // One element per named input, each known on its own: a preview names what changed even
         // while the parent's new AMI is still unknown.
         triggers: [...contentTriggers(this.inputs), this.parentAmi.apply(parentAmiTrigger)],
@@ -173,6 +175,8 @@ export interface PipelineArgs {
   region: string;
   timeoutSeconds: number;
   deregisterReplacedImages: boolean;
+  /** The Pulumi stack (the `stack` var every stage tags its image with). */
+  stack: string;
 }
 
 /** The stage chain of a stack: one ImageStage per stage, each built from its parent's AMI. */
@@ -199,6 +203,7 @@ export class ImagePipeline extends pulumi.ComponentResource {
             region: args.region,
             timeoutSeconds: args.timeoutSeconds,
             deregisterReplacedImages: args.deregisterReplacedImages,
+            stack: args.stack,
             parent,
           },
           { parent: this },

@@ -67,6 +67,8 @@ export function stageOfCommandUrn(urn: string): string | undefined {
 export function commonVars(stage: string, config: StackConfig): Record<string, VarValue> {
   return {
     stage,
+    // Tagged on the image; the stage's delete step refuses images of another stack.
+    stack: config.stack,
     region: config.region,
     ami_regions: config.amiRegions,
     kms_key_id: config.kmsKeyId,

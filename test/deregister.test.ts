@@ -6,7 +6,11 @@ import { strict as assert } from "node:assert";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { DeleteSnapshotCommand, DeregisterImageCommand, DescribeImagesCommand, DescribeSnapshotsCommand, EC2Client } from "@aws-sdk/client-ec2";
+import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
+import { mockClient } from "aws-sdk-client-mock";
 import { execa } from "execa";
+import { sdkEc2Layer } from "../src/runner/deregister-ec2.ts";
 import { DeregisterRefused, deregisterStageImages, type Ec2Layer, type ImageRecord, type SnapshotRecord } from "../src/runner/deregister.ts";
 import type { StageResult } from "../src/runner/result.ts";
 import { PROJECT_ROOT, fakeAmi, runnerStdout } from "./helpers/pulumi-mocks.ts";
@@ -14,8 +18,10 @@ import { PROJECT_ROOT, fakeAmi, runnerStdout } from "./helpers/pulumi-mocks.ts";
 const CLI = join(PROJECT_ROOT, "src", "runner", "deregister-cli.ts");
 const PREFIX_LINE = /^stage-runner: \[[^\]]+\] /;
 
-function ownTags(stage: string): Record<string, string> {
-  return { "jira-images:stage": stage, "jira-images:managed-by": "packer", Name: `jira-images-${stage}-20250101` };
+const ACCOUNT = "123456789012";
+
+function ownTags(stage: string, stack = "dev"): Record<string, string> {
+  return { "jira-images:stage": stage, "jira-images:stack": stack, "jira-images:managed-by": "packer", Name: `jira-images-${stage}-20250101` };
 }
 
 function resultOf(stage: string, regions: string[]): StageResult {
@@ -40,6 +46,9 @@ function stubEc2(fail?: { region: string; op: keyof Ec2Layer }) {
     if (fail && fail.region === r && fail.op === op) throw new Error(`UnauthorizedOperation: no ${op} in ${r}`);
   };
   const layer: Ec2Layer = {
+    async callerAccount() {
+      return ACCOUNT;
+    },
     async describeImage(r, imageId) {
       guard("describeImage", r, imageId);
       return region(r).images.get(imageId);
@@ -57,8 +66,8 @@ function stubEc2(fail?: { region: string; op: keyof Ec2Layer }) {
       region(r).snapshots.delete(snapshotId);
     },
   };
-  const addImage = (r: string, imageId: string, tags: Record<string, string>, snapshotIds: string[]) => {
-    region(r).images.set(imageId, { imageId, snapshotIds, tags });
+  const addImage = (r: string, imageId: string, tags: Record<string, string>, snapshotIds: string[], ownerId = ACCOUNT) => {
+    region(r).images.set(imageId, { imageId, ownerId, snapshotIds, tags });
     for (const snapshotId of snapshotIds) region(r).snapshots.set(snapshotId, { snapshotId, tags, imageId });
   };
   return { layer, calls, addImage, region };
@@ -146,6 +155,84 @@ describe("deregistering a replaced stage's images (stubbed EC2)", () => {
   }
 });
 
+describe("deregistering through the SDK layer: stack tag and owner checks (aws-sdk-client-mock)", () => {
+  const ec2 = mockClient(EC2Client);
+  const sts = mockClient(STSClient);
+  const west = fakeAmi("jira", "eu-west-1");
+  const image = (tags: Record<string, string>, owner = ACCOUNT) => ({
+    Images: [
+      {
+        ImageId: west,
+        OwnerId: owner,
+        State: "available" as const,
+        BlockDeviceMappings: [{ DeviceName: "/dev/xvda", Ebs: { SnapshotId: "snap-0ddddddddddddddd4" } }],
+        Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+      },
+    ],
+  });
+  const removals = () => [...ec2.commandCalls(DeregisterImageCommand), ...ec2.commandCalls(DeleteSnapshotCommand)].length;
+
+  before(() => {
+    // As in deregister-cli.ts: the SDK's Node-version warning is noise on Node 20, this project's floor.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+  });
+  beforeEach(() => {
+    ec2.reset();
+    sts.reset();
+    sts.on(GetCallerIdentityCommand).resolves({ Account: ACCOUNT, Arn: `arn:aws:sts::${ACCOUNT}:assumed-role/deploy/ci` });
+    ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
+    ec2.on(DeregisterImageCommand).resolves({});
+    ec2.on(DeleteSnapshotCommand).resolves({});
+  });
+  after(() => {
+    ec2.restore();
+    sts.restore();
+  });
+
+  it("deregisters this stack's image of the stage in the caller's account, snapshots included", async () => {
+    ec2.on(DescribeImagesCommand).resolves(image(ownTags("jira", "dev")));
+    const outcome = await deregisterStageImages({ stage: "jira", stack: "dev" }, resultOf("jira", ["eu-west-1"]), sdkEc2Layer(), () => {});
+    assert.deepEqual(outcome.failures, []);
+    assert.deepEqual(ec2.commandCalls(DeregisterImageCommand).map((c) => c.args[0].input.ImageId), [west]);
+    assert.deepEqual(ec2.commandCalls(DeleteSnapshotCommand).map((c) => c.args[0].input.SnapshotId), ["snap-0ddddddddddddddd4"]);
+    assert.equal(sts.commandCalls(GetCallerIdentityCommand).length, 1);
+  });
+
+  for (const [what, tags, owner, detail] of [
+    ["another stack's image", ownTags("jira", "prod"), ACCOUNT, /jira-images:stack="prod", expected "jira", "packer", "dev"/],
+    ["an image without a stack tag", { ...ownTags("jira"), "jira-images:stack": undefined }, ACCOUNT, /jira-images:stack=null/],
+    ["an image of another account", ownTags("jira", "dev"), "210987654321", new RegExp(`owned by account 210987654321, the caller is account ${ACCOUNT}`)],
+  ] as const) {
+    it(`refuses ${what}, removing nothing`, async () => {
+      const clean = Object.fromEntries(Object.entries(tags).filter(([, v]) => v !== undefined)) as Record<string, string>;
+      ec2.on(DescribeImagesCommand).resolves(image(clean, owner));
+      await assert.rejects(deregisterStageImages({ stage: "jira", stack: "dev" }, resultOf("jira", ["eu-west-1"]), sdkEc2Layer(), () => {}), (error: unknown) => {
+        assert.ok(error instanceof DeregisterRefused);
+        assert.match(error.details.join("\n"), detail);
+        return true;
+      });
+      assert.equal(removals(), 0);
+    });
+  }
+
+  it("removes nothing when the caller's account cannot be told", async () => {
+    ec2.on(DescribeImagesCommand).resolves(image(ownTags("jira", "dev")));
+    sts.on(GetCallerIdentityCommand).rejects(new Error("ExpiredToken: the security token included in the request is expired"));
+    const outcome = await deregisterStageImages({ stage: "jira", stack: "dev" }, resultOf("jira", ["eu-west-1"]), sdkEc2Layer(), () => {});
+    assert.match(outcome.failures.join("\n"), /^DEREGISTER_FAILED: cannot tell the caller's account \(sts:GetCallerIdentity\): .*ExpiredToken/);
+    assert.equal(removals(), 0);
+  });
+
+  it("a delete recorded without --stack (images from before the stack tag) checks stage tags and account only, and says so", async () => {
+    ec2.on(DescribeImagesCommand).resolves(image({ "jira-images:stage": "jira", "jira-images:managed-by": "packer" }));
+    const log: string[] = [];
+    const outcome = await deregisterStageImages("jira", resultOf("jira", ["eu-west-1"]), sdkEc2Layer(), (l) => log.push(l));
+    assert.deepEqual(outcome.failures, []);
+    assert.equal(ec2.commandCalls(DeregisterImageCommand).length, 1);
+    assert.match(log.join("\n"), /no --stack given .*checked the stage tags and the account only/);
+  });
+});
+
 interface CliRun {
   exitCode: number | undefined;
   stdout: string;
@@ -208,6 +295,8 @@ describe("deregister CLI (the stage command's delete)", () => {
 interface FakeImage {
   tags: Record<string, string>;
   snapshots: string[];
+  /** Owning account; the caller's by default. */
+  owner?: string;
 }
 
 const xml = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
@@ -216,7 +305,8 @@ const tagSet = (tags: Record<string, string>) =>
 
 /**
  * A stand-in for the EC2 Query API on 127.0.0.1: DescribeImages, DeregisterImage, DeleteSnapshot,
- * DescribeSnapshots over in-memory images per region (read from the request's SigV4 scope).
+ * DescribeSnapshots over in-memory images per region (read from the request's SigV4 scope), and
+ * STS's GetCallerIdentity (account ACCOUNT) on the same port.
  */
 function fakeEc2(images: Map<string, FakeImage>) {
   const calls: string[] = [];
@@ -227,6 +317,13 @@ function fakeEc2(images: Map<string, FakeImage>) {
     const params = new URLSearchParams(body);
     const region = /Credential=[^/]+\/\d+\/([^/]+)\/ec2\//.exec(req.headers.authorization ?? "")?.[1] ?? "?";
     const action = params.get("Action")!;
+    if (action === "GetCallerIdentity") {
+      calls.push(action);
+      return [
+        200,
+        `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:sts::${ACCOUNT}:assumed-role/deploy/ci</Arn><UserId>AROAEXAMPLE:ci</UserId><Account>${ACCOUNT}</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></GetCallerIdentityResponse>`,
+      ];
+    }
     const id = params.get("ImageId.1") ?? params.get("ImageId") ?? params.get("SnapshotId") ?? "";
     calls.push(`${action} ${region} ${id}`);
     const key = `${region}/${id}`;
@@ -235,7 +332,7 @@ function fakeEc2(images: Map<string, FakeImage>) {
         const image = images.get(key);
         if (!image) return [400, error("InvalidAMIID.NotFound")];
         const devices = image.snapshots.map((s) => `<item><deviceName>/dev/xvda</deviceName><ebs><snapshotId>${s}</snapshotId></ebs></item>`).join("");
-        return [200, answer(action, `<imagesSet><item><imageId>${id}</imageId><imageState>available</imageState><blockDeviceMapping>${devices}</blockDeviceMapping>${tagSet(image.tags)}</item></imagesSet>`)];
+        return [200, answer(action, `<imagesSet><item><imageId>${id}</imageId><imageOwnerId>${image.owner ?? ACCOUNT}</imageOwnerId><imageState>available</imageState><blockDeviceMapping>${devices}</blockDeviceMapping>${tagSet(image.tags)}</item></imagesSet>`)];
       }
       case "DescribeSnapshots":
         return [200, answer(action, "<snapshotSet/>")];
@@ -281,6 +378,7 @@ describe("deregister CLI against a stand-in EC2 API on loopback", () => {
   const env = (stdout: string) => ({
     PULUMI_COMMAND_STDOUT: stdout,
     AWS_ENDPOINT_URL_EC2: endpoint,
+    AWS_ENDPOINT_URL_STS: endpoint,
     AWS_ACCESS_KEY_ID: "AKIDTESTDUMMY",
     AWS_SECRET_ACCESS_KEY: "dummy-secret-for-a-loopback-server",
     AWS_MAX_ATTEMPTS: "1",
@@ -288,7 +386,7 @@ describe("deregister CLI against a stand-in EC2 API on loopback", () => {
 
   it("deregisters every region's image and deletes its snapshot through the SDK, and a gone image is fine", async () => {
     images.set(`eu-west-1/${fakeAmi("custom-dev", "eu-west-1")}`, { tags: ownTags("custom-dev"), snapshots: ["snap-0aaaaaaaaaaaaaaa1"] });
-    const run = await runCli(["--stage", "custom-dev"], env(runnerStdout("custom-dev", regions)));
+    const run = await runCli(["--stage", "custom-dev", "--stack", "dev"], env(runnerStdout("custom-dev", regions)));
     assert.equal(run.exitCode, 0, run.stderrLines.join("\n"));
     assertStderr(run, new RegExp(`deregistered ${fakeAmi("custom-dev", "eu-west-1")} in eu-west-1$`));
     assertStderr(run, /deleted snapshot snap-0aaaaaaaaaaaaaaa1 /);
@@ -296,6 +394,7 @@ describe("deregister CLI against a stand-in EC2 API on loopback", () => {
     assert.deepEqual(ec2.calls.filter((c) => !c.startsWith("DescribeSnapshots")), [
       `DescribeImages eu-central-1 ${fakeAmi("custom-dev", "eu-central-1")}`,
       `DescribeImages eu-west-1 ${fakeAmi("custom-dev", "eu-west-1")}`,
+      "GetCallerIdentity",
       `DeregisterImage eu-west-1 ${fakeAmi("custom-dev", "eu-west-1")}`,
       "DeleteSnapshot eu-west-1 snap-0aaaaaaaaaaaaaaa1",
     ]);
@@ -304,10 +403,23 @@ describe("deregister CLI against a stand-in EC2 API on loopback", () => {
   it("refuses (exit 1) an image tagged for another stage, naming image, region and stage", async () => {
     ec2.calls.length = 0;
     images.set(`eu-west-1/${fakeAmi("jira", "eu-west-1")}`, { tags: ownTags("custom-prod"), snapshots: ["snap-0bbbbbbbbbbbbbbb2"] });
-    const run = await runCli(["--stage", "jira"], env(runnerStdout("jira", ["eu-west-1"])));
+    const run = await runCli(["--stage", "jira", "--stack", "dev"], env(runnerStdout("jira", ["eu-west-1"])));
     assert.equal(run.exitCode, 1);
     assertStderr(run, /^stage-runner: \[jira\] DEREGISTER_REFUSED: stage jira: /);
     assertStderr(run, new RegExp(`${fakeAmi("jira", "eu-west-1")} in eu-west-1 has jira-images:stage="custom-prod"`));
-    assert.deepEqual(ec2.calls, [`DescribeImages eu-west-1 ${fakeAmi("jira", "eu-west-1")}`]);
+    assert.deepEqual(ec2.calls, [`DescribeImages eu-west-1 ${fakeAmi("jira", "eu-west-1")}`, "GetCallerIdentity"]);
+  });
+
+  it("refuses (exit 1) prod's image from dev's delete, and an image of another account, deleting nothing", async () => {
+    ec2.calls.length = 0;
+    images.set(`eu-west-1/${fakeAmi("base", "eu-west-1")}`, { tags: ownTags("base", "prod"), snapshots: ["snap-0ccccccccccccccc3"] });
+    images.set(`eu-central-1/${fakeAmi("base", "eu-central-1")}`, { tags: ownTags("base", "dev"), snapshots: [], owner: "210987654321" });
+    const run = await runCli(["--stage", "base", "--stack", "dev"], env(runnerStdout("base", ["eu-west-1", "eu-central-1"])));
+    assert.equal(run.exitCode, 1);
+    assertStderr(run, /^stage-runner: \[base\] DEREGISTER_REFUSED: stage base: /);
+    assertStderr(run, new RegExp(`${fakeAmi("base", "eu-west-1")} in eu-west-1 has .*jira-images:stack="prod", expected .*"dev"`));
+    assertStderr(run, new RegExp(`${fakeAmi("base", "eu-central-1")} in eu-central-1 is owned by account 210987654321, the caller is account ${ACCOUNT}`));
+    assert.deepEqual(ec2.calls.filter((c) => c.startsWith("Deregister") || c.startsWith("DeleteSnapshot")), []);
+    assert.ok(images.has(`eu-west-1/${fakeAmi("base", "eu-west-1")}`));
   });
 });

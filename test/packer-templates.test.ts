@@ -47,6 +47,7 @@ function varArgs(vars: Record<string, string>): string[] {
 function contractVars(stage: string, manifestPath: string): Record<string, string> {
   const common = {
     stage,
+    stack: "prod",
     inputs_hash: INPUTS_HASH,
     region: "eu-west-1",
     ami_regions: '["eu-central-1"]',
@@ -369,7 +370,7 @@ describe("packer templates (real Packer 1.6.6)", function () {
   });
 
   it("declares every contract variable in every stage", async function () {
-    const common = ["stage", "inputs_hash", "region", "ami_regions", "build_instance_type", "ssh_username", "manifest_path"];
+    const common = ["stage", "stack", "inputs_hash", "region", "ami_regions", "build_instance_type", "ssh_username", "manifest_path"];
     const expected: Record<string, string[]> = {
       base: [...common, "source_ami", "source_ami_owners", "source_ami_name_filter"],
       jira: [...common, "source_ami", "jira_version", "jira_installer_sha256"],
@@ -397,6 +398,7 @@ describe("packer templates (real Packer 1.6.6)", function () {
       assert.match(amiName, new RegExp(`^jira-images-${stage}-(9\\.12\\.15-)?\\d{14}$`));
       const tags = mapEntries(inspectLocal(result.stdout, "lineage_tags"));
       assert.equal(tags["jira-images:stage"], stage);
+      assert.equal(tags["jira-images:stack"], "prod", "the delete step checks the stack tag");
       assert.equal(tags["jira-images:parent-ami"], "{{ .SourceAMI }}");
       assert.equal(tags["jira-images:inputs-hash"], INPUTS_HASH);
       assert.match(tags["jira-images:build-time"] ?? "", /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
@@ -404,6 +406,7 @@ describe("packer templates (real Packer 1.6.6)", function () {
       if (stage === "jira") assert.equal(tags["jira-images:jira-installer"], `sha256:${INSTALLER_SHA256}`);
       if (stage === "custom-prod") assert.equal(tags["jira-images:environment"], "prod");
       assert.ok(mapEntries(inspectLocal(result.stdout, "run_tags"))["jira-images:stage"] === stage, "run_tags lack the stage");
+      assert.equal(mapEntries(inspectLocal(result.stdout, "run_tags"))["jira-images:stack"], "prod", "run_tags lack the stack");
 
       const text = await stageText(dir.replace("packer/", ""));
       assert.match(text, /^\s*tags\s*=\s*local\.lineage_tags$/m);

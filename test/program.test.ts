@@ -1,7 +1,11 @@
-import { readFileSync } from "node:fs";
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { basename, join } from "node:path";
+import { INSTALLER_CHECKSUMS } from "../src/installer-checksums.ts";
+import { jiraInstaller } from "../stages/jira.ts";
 import { strict as assert } from "node:assert";
 import { loadStackConfigFile } from "../src/config.ts";
-import { environmentSecret } from "../src/iam.ts";
+import { environmentSecret, INSTANCE_ROLE_BOUNDARY } from "../src/iam.ts";
 import { CLUSTER_CACHE_PORTS } from "../src/instances.ts";
 import { renderUserData } from "../src/user-data.ts";
 import { REEMIT_PREVIOUS_RESULT, type ImageSummary } from "../src/pipeline.ts";
@@ -66,13 +70,13 @@ for (const stack of ["dev", "prod"] as const) {
     it(`${config.deregisterReplacedImages ? "removes" : "keeps"} a stage's old images when it is rebuilt or destroyed`, () => {
       assert.equal(config.deregisterReplacedImages, stack === "dev", "dev removes old images, prod keeps them");
       for (const stage of ["base", "jira", custom]) {
-        const expected = stack === "dev" ? `exec node --import tsx src/runner/deregister-cli.ts --stage ${stage}` : undefined;
+        const expected = stack === "dev" ? `exec node --import tsx src/runner/deregister-cli.ts --stage ${stage} --stack dev` : undefined;
         assert.equal(commandOf(run, stage).inputs.delete, expected, stage);
       }
     });
 
     it("passes exactly the contract's variables to each stage", () => {
-      const common = ["ami_regions", "build_instance_type", "inputs_hash", "kms_key_id", "region", "region_kms_key_ids", "ssh_username", "stage"];
+      const common = ["ami_regions", "build_instance_type", "inputs_hash", "kms_key_id", "region", "region_kms_key_ids", "ssh_username", "stack", "stage"];
       const keys = (stage: string) => Object.keys(commandVars(commandOf(run, stage).inputs.create)).sort();
       assert.deepEqual(keys("base"), [...common, "source_ami", "source_ami_name_filter", "source_ami_owners"].sort());
       assert.deepEqual(keys("jira"), [...common, "jira_installer_sha256", "jira_version", "source_ami"].sort());
@@ -148,6 +152,11 @@ for (const stack of ["dev", "prod"] as const) {
 
     it("gives the role Session Manager and reads of its own environment's secret in its own account only", () => {
       assert.deepEqual(byType(run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment"), [], "no managed policy (AmazonSSMManagedInstanceCore reads every parameter)");
+      // The deploy role may create roles only with this boundary (docs/iam/deploy-<env>-policy.json).
+      assert.deepEqual(
+        byType(run, "aws:iam/role:Role").map((r) => r.inputs.permissionsBoundary),
+        [`arn:aws:iam::${MOCK_ACCOUNT}:policy/${INSTANCE_ROLE_BOUNDARY}`],
+      );
       const policies = Object.fromEntries(byType(run, "aws:iam/rolePolicy:RolePolicy").map((p) => [p.name, JSON.parse(p.inputs.policy)]));
       assert.deepEqual(Object.keys(policies).sort(), [`${stack}-db-secret`, `${stack}-session-manager`]);
       assert.deepEqual(policies[`${stack}-session-manager`].Statement, [
@@ -280,6 +289,47 @@ describe("program state is independent of the checkout's folder (runtime mocks)"
   }
 });
 
+describe("the inputs_hash image tag (runtime mocks)", () => {
+  const INSTALLER = jiraInstaller("9.12.15");
+  const tags = (run: ProgramRun) =>
+    Object.fromEntries(["base", "jira", "custom-dev"].map((stage) => [stage, commandVars(commandOf(run, stage).inputs.create).inputs_hash]));
+
+  it("changes for a stage and every stage below it when any content input changes, and for no other", async () => {
+    const root = projectCopy();
+    const runs: Record<string, Record<string, string | undefined>> = {};
+    const edits: Array<[string, () => void]> = [
+      ["before", () => undefined],
+      ["base template", () => appendFileSync(join(root, "packer/base/base.pkr.hcl"), "\n# changed\n")],
+      ["Chef workspace", () => appendFileSync(join(root, "packer/chef/roles/jira-base.json"), "\n")],
+      [
+        "installer",
+        () => {
+          // Another installer, pinned as a reviewer would pin it.
+          writeFileSync(join(root, INSTALLER), "another installer\n");
+          writeFileSync(join(root, INSTALLER_CHECKSUMS), `${createHash("sha256").update("another installer\n").digest("hex")}  ${basename(INSTALLER)}\n`);
+        },
+      ],
+      ["dev var file", () => appendFileSync(join(root, "packer/custom/dev.pkrvars.hcl"), "\n")],
+    ];
+    // One program run at a time: the runtime mocks are global.
+    for (const [name, edit] of edits) {
+      edit();
+      const run = await runProgram({ stack: "dev", projectRoot: root });
+      assert.equal(run.error, undefined, String(run.error));
+      runs[name] = tags(run);
+    }
+    const changed = (from: string, to: string) => Object.keys(runs[to]!).filter((stage) => runs[to]![stage] !== runs[from]![stage]);
+    assert.deepEqual(changed("before", "base template"), ["base", "jira", "custom-dev"]);
+    assert.deepEqual(changed("base template", "Chef workspace"), ["jira", "custom-dev"]);
+    assert.deepEqual(changed("Chef workspace", "installer"), ["jira", "custom-dev"]);
+    assert.deepEqual(changed("installer", "dev var file"), ["custom-dev"]);
+    const config = await runProgram({ stack: "dev", projectRoot: root, config: { "jira-images:chefNode": "dev" } });
+    assert.deepEqual(tags(config), runs["dev var file"], "the same inputs give the same tags");
+    const vars = await runProgram({ stack: "dev", projectRoot: root, config: { "jira-images:buildInstanceType": "t3.xlarge" } });
+    assert.deepEqual(Object.keys(runs["dev var file"]!).filter((stage) => tags(vars)[stage] !== runs["dev var file"]![stage]), ["base", "jira", "custom-dev"]);
+  });
+});
+
 describe("program edge cases (runtime mocks)", () => {
   it("preview: declares everything with unknown AMIs, parses no stdout, keeps trigger names readable", async () => {
     const run = await runProgram({ stack: "dev", preview: true });
@@ -292,6 +342,15 @@ describe("program edge cases (runtime mocks)", () => {
     assert.match(jira.triggers[3], /^vars=sha256:/);
     assert.notEqual(typeof jira.triggers[4], "string", "the parent AMI is not known in a preview");
     assert.equal(typeof byType(run, INSTANCE)[0]!.inputs.ami, "object");
+  });
+
+  it("preview of a cluster: every node, the shared home's mount targets and the load balancer are declared", async () => {
+    const run = await runProgram({ stack: "prod", preview: true });
+    assert.equal(run.error, undefined);
+    assert.equal(byType(run, INSTANCE).length, 2);
+    assert.equal(byType(run, "aws:efs/mountTarget:MountTarget").length, 2);
+    assert.equal(byType(run, "aws:lb/targetGroupAttachment:TargetGroupAttachment").length, 2);
+    assert.equal(run.outputs.instances!.known, false);
   });
 
   it("picks the build region's AMI by name even when another region sorts first", async () => {
@@ -323,7 +382,7 @@ describe("program edge cases (runtime mocks)", () => {
       const { delete: deleteOn, ...restOn } = commandOf(on, stage).inputs;
       const { delete: deleteOff, ...restOff } = commandOf(off, stage).inputs;
       assert.deepEqual(restOn, restOff, stage);
-      assert.match(deleteOn, new RegExp(`deregister-cli\\.ts --stage ${stage}$`));
+      assert.match(deleteOn, new RegExp(`deregister-cli\\.ts --stage ${stage} --stack dev$`));
       assert.equal(deleteOff, undefined);
     }
   });

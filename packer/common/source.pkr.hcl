@@ -18,6 +18,7 @@ locals {
   lineage_tags = merge(local.stage_lineage_tags, {
     Name                          = local.ami_name
     "jira-images:stage"           = local.stage
+    "jira-images:stack"           = var.stack
     "jira-images:parent-ami"      = "{{ .SourceAMI }}"
     "jira-images:parent-ami-name" = "{{ .SourceAMIName }}"
     "jira-images:inputs-hash"     = var.inputs_hash
@@ -29,6 +30,7 @@ locals {
   run_tags = merge(local.stage_run_tags, {
     Name                      = "packer-builder ${local.ami_name}"
     "jira-images:stage"       = local.stage
+    "jira-images:stack"       = var.stack
     "jira-images:inputs-hash" = var.inputs_hash
     "jira-images:managed-by"  = "packer"
   })

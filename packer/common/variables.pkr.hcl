@@ -11,6 +11,12 @@ variable "inputs_hash" {
   description = "Hash of everything this image is built from, computed by the program; recorded as a lineage tag."
 }
 
+variable "stack" {
+  type        = string
+  default     = "manual"
+  description = "Pulumi stack that builds the image (dev, prod); recorded as the jira-images:stack tag, which the stage's delete step checks before deregistering."
+}
+
 variable "region" {
   type        = string
   description = "AWS region to build in (the stack's region)."

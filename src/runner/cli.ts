@@ -7,6 +7,7 @@
  */
 import { JiraImagesError } from "../errors.ts";
 import { parseArgs, stageForMessages, USAGE } from "./args.ts";
+import { Redactor } from "./redact.ts";
 import { EXIT, runStage, StageFailure, type SignalSource } from "./run.ts";
 
 const FORWARDED_SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
@@ -76,7 +77,8 @@ async function main(argv: string[]): Promise<void> {
       writeLines(args.stage, [error.message]);
       return exit(EXIT.usage);
     }
-    writeLines(args.stage, [`unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`]);
+    const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    writeLines(args.stage, [`unexpected error: ${Redactor.fromEnvironment(process.env, args.secretVars).redact(text)}`]);
     exit(EXIT.packerFailed);
   }
 }

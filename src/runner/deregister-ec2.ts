@@ -1,5 +1,5 @@
 /**
- * The EC2 layer of ./deregister.ts on the AWS SDK. Credentials come from the SDK's standard chain
+ * The EC2 layer of ./deregister.ts on the AWS SDK (and STS for the caller's account). Credentials come from the SDK's standard chain
  * (environment, profile, SSO, web identity, instance role) and nothing else.
  */
 import {
@@ -10,6 +10,7 @@ import {
   EC2Client,
   type Tag,
 } from "@aws-sdk/client-ec2";
+import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import type { Ec2Layer, ImageRecord, SnapshotRecord } from "./deregister.ts";
 
 /** What EC2 answers for an image or snapshot that does not exist (any more). */
@@ -34,7 +35,17 @@ export function sdkEc2Layer(): Ec2Layer {
     return c;
   };
 
+  let account: Promise<string> | undefined;
+
   return {
+    callerAccount(region): Promise<string> {
+      account ??= new STSClient({ region }).send(new GetCallerIdentityCommand({})).then(({ Account }) => {
+        if (!Account) throw new Error("sts:GetCallerIdentity returned no account");
+        return Account;
+      });
+      return account;
+    },
+
     async describeImage(region, imageId): Promise<ImageRecord | undefined> {
       let images;
       try {
@@ -49,6 +60,7 @@ export function sdkEc2Layer(): Ec2Layer {
       if (image === undefined) return undefined;
       return {
         imageId,
+        ownerId: image.OwnerId ?? "",
         snapshotIds: (image.BlockDeviceMappings ?? []).flatMap((m) => (m.Ebs?.SnapshotId ? [m.Ebs.SnapshotId] : [])),
         tags: tagMap(image.Tags),
       };

@@ -7,11 +7,15 @@ import type { StageResult } from "./result.ts";
 
 /** Tags that packer/common/source.pkr.hcl puts on every image this project builds. */
 export const STAGE_TAG = "jira-images:stage";
+/** The Pulumi stack whose stage built the image (dev's and prod's images share stage names and account). */
+export const STACK_TAG = "jira-images:stack";
 export const MANAGED_BY_TAG = "jira-images:managed-by";
 export const MANAGED_BY = "packer";
 
 export interface ImageRecord {
   imageId: string;
+  /** The AWS account that owns the image. */
+  ownerId: string;
   /** EBS snapshots of the image's block device mappings. */
   snapshotIds: string[];
   tags: Readonly<Record<string, string>>;
@@ -23,6 +27,8 @@ export interface SnapshotRecord {
 }
 
 export interface Ec2Layer {
+  /** The account of the credentials in use (sts:GetCallerIdentity). */
+  callerAccount(region: string): Promise<string>;
   /** The image, or undefined when it no longer exists (never registered, or deregistered). */
   describeImage(region: string, imageId: string): Promise<ImageRecord | undefined>;
   /**
@@ -41,12 +47,12 @@ export interface DeregisterOutcome {
   failures: string[];
 }
 
-/** An image in the old result that is not this project's image of this stage: nothing is touched. */
+/** An image in the old result that is not this stack's image of this stage, or not the caller's: nothing is touched. */
 export class DeregisterRefused extends Error {
   readonly details: string[];
 
   constructor(stage: string, details: string[]) {
-    super(`DEREGISTER_REFUSED: stage ${stage}: not deregistering anything, an image is not this project's ${stage} image`);
+    super(`DEREGISTER_REFUSED: stage ${stage}: not deregistering anything, an image is not this stack's ${stage} image in this account`);
     this.name = "DeregisterRefused";
     this.details = details;
   }
@@ -56,8 +62,24 @@ function errorText(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
-function ownedByStage(tags: Readonly<Record<string, string>>, stage: string): boolean {
-  return tags[STAGE_TAG] === stage && tags[MANAGED_BY_TAG] === MANAGED_BY;
+/** Whose images the delete may remove; `stack` is undefined for a command recorded before images carried a stack tag. */
+export interface Owner {
+  stage: string;
+  stack?: string;
+}
+
+function ownedBy(tags: Readonly<Record<string, string>>, owner: Owner): boolean {
+  return (
+    tags[STAGE_TAG] === owner.stage &&
+    tags[MANAGED_BY_TAG] === MANAGED_BY &&
+    (owner.stack === undefined || tags[STACK_TAG] === owner.stack)
+  );
+}
+
+function describeTags(tags: Readonly<Record<string, string>>, owner: Owner): string {
+  const keys = [STAGE_TAG, MANAGED_BY_TAG, ...(owner.stack !== undefined ? [STACK_TAG] : [])];
+  const expected = [owner.stage, MANAGED_BY, ...(owner.stack !== undefined ? [owner.stack] : [])];
+  return `has ${keys.map((k) => `${k}=${JSON.stringify(tags[k] ?? null)}`).join(", ")}, expected ${expected.map((e) => JSON.stringify(e)).join(", ")}`;
 }
 
 /** region -> AMI of a result; the top-level AMI is part of `amis` for the runner, kept for older results. */
@@ -71,16 +93,20 @@ type Found = { region: string; imageId: string; image: ImageRecord | undefined }
 
 /**
  * Looks every region's image up first and refuses (throws DeregisterRefused, deleting nothing)
- * when one of them is not tagged as this stage's image: a wrong ID in state must not cost
- * someone else's image. Then deregisters each image and deletes its snapshots; a region that
- * fails does not stop the others, and is reported in `failures`.
+ * when one of them is not tagged as this stack's image of this stage, or is owned by another
+ * account than the caller's: a wrong ID in state must not cost someone else's image. Then
+ * deregisters each image and deletes its snapshots; a region that fails does not stop the others,
+ * and is reported in `failures`. `owner.stack` undefined (a delete recorded by an older version,
+ * for images built before the stack tag) checks the stage tags and the account only.
  */
 export async function deregisterStageImages(
-  stage: string,
+  owner: string | Owner,
   result: StageResult,
   ec2: Ec2Layer,
   log: (line: string) => void,
 ): Promise<DeregisterOutcome> {
+  const who: Owner = typeof owner === "string" ? { stage: owner } : owner;
+  const stage = who.stage;
   if (result.stage !== stage) {
     throw new DeregisterRefused(stage, [`the old result is stage ${result.stage}'s`]);
   }
@@ -93,23 +119,32 @@ export async function deregisterStageImages(
       failures.push(`DEREGISTER_FAILED: ${imageId} in ${region}: describing the image failed: ${errorText(error)}`);
     }
   }
-  const foreign = found.filter((f) => f.image !== undefined && !ownedByStage(f.image.tags, stage));
-  if (foreign.length > 0) {
-    throw new DeregisterRefused(
-      stage,
-      foreign.map(
-        (f) =>
-          `${f.imageId} in ${f.region} has ${STAGE_TAG}=${JSON.stringify(f.image!.tags[STAGE_TAG] ?? null)} ` +
-          `and ${MANAGED_BY_TAG}=${JSON.stringify(f.image!.tags[MANAGED_BY_TAG] ?? null)}, expected ${JSON.stringify(stage)} and ${JSON.stringify(MANAGED_BY)}`,
-      ),
-    );
+  const existing = found.filter((f) => f.image !== undefined);
+  const refusals = existing
+    .filter((f) => !ownedBy(f.image!.tags, who))
+    .map((f) => `${f.imageId} in ${f.region} ${describeTags(f.image!.tags, who)}`);
+  if (existing.length > 0) {
+    let account: string;
+    try {
+      account = await ec2.callerAccount(existing[0]!.region);
+    } catch (error) {
+      // Without the caller's account nothing can be checked, so nothing is touched.
+      return { failures: [...failures, `DEREGISTER_FAILED: cannot tell the caller's account (sts:GetCallerIdentity): ${errorText(error)}`] };
+    }
+    for (const f of existing) {
+      if (f.image!.ownerId !== account) refusals.push(`${f.imageId} in ${f.region} is owned by account ${f.image!.ownerId}, the caller is account ${account}`);
+    }
+  }
+  if (refusals.length > 0) throw new DeregisterRefused(stage, refusals);
+  if (who.stack === undefined && existing.length > 0) {
+    log(`no --stack given (a delete recorded before images carried ${STACK_TAG}): checked the stage tags and the account only`);
   }
 
   for (const { region, imageId, image } of found) {
     try {
       let snapshotIds: string[];
       if (image === undefined) {
-        snapshotIds = (await ec2.snapshotsOfImage(region, imageId)).filter((s) => ownedByStage(s.tags, stage)).map((s) => s.snapshotId);
+        snapshotIds = (await ec2.snapshotsOfImage(region, imageId)).filter((s) => ownedBy(s.tags, who)).map((s) => s.snapshotId);
         log(`${imageId} in ${region} is already deregistered` + (snapshotIds.length > 0 ? `; ${snapshotIds.length} snapshot(s) left` : ""));
       } else {
         await ec2.deregisterImage(region, imageId);
