@@ -7,6 +7,13 @@ import { PROJECT } from "./config.ts";
 
 export type SecretStore = "ssm" | "secretsmanager";
 
+/**
+ * The permissions boundary every instance role carries (docs/iam/instance-boundary.json, created
+ * once per account by the platform team): the deploy role may create roles only with it, so it
+ * cannot mint a role that can do more than an instance role.
+ */
+export const INSTANCE_ROLE_BOUNDARY = "jira-images-instance-boundary";
+
 /** Where an environment's database password lives, as its image reads it at service start. */
 export interface EnvironmentSecret {
   store: SecretStore;
@@ -135,6 +142,7 @@ export class InstanceRole extends pulumi.ComponentResource {
       `${name}-instance-role`,
       {
         description: `Jira instances of ${args.environment}: Session Manager and ${args.environment}'s database secret only`,
+        permissionsBoundary: pulumi.interpolate`arn:${partition.partition}:iam::${identity.accountId}:policy/${INSTANCE_ROLE_BOUNDARY}`,
         assumeRolePolicy: JSON.stringify({
           Version: "2012-10-17",
           Statement: [{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }],

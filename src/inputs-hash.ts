@@ -28,7 +28,11 @@ export interface StageInputs {
   readonly parent: string | undefined;
   /** Content hashes, `sha256:<hex>`, of what the stage builds from (the parent AMI aside). */
   readonly hashes: Readonly<Record<ContentTriggerName, string>>;
-  /** One hash of `hashes`: passed to Packer as `inputs_hash` (image tag), computable offline. */
+  /**
+   * One hash of `hashes` and of the parent stage's `inputsHash`: passed to Packer as `inputs_hash`
+   * (image tag), computable offline. It changes with any content input of the stage or of any
+   * stage above it, so equal tags mean images built from the same files and settings all the way up.
+   */
   readonly inputsHash: string;
 }
 
@@ -107,8 +111,11 @@ function canonicalVars(vars: Readonly<Record<string, VarValue>>): string {
   return JSON.stringify(Object.keys(vars).sort().map((k) => [k, vars[k]]));
 }
 
-/** The named content hashes of one stage, read from the files under `projectRoot`. Pure but for reading files. */
-export function stageInputs(stage: StageDefinition, projectRoot: string): StageInputs {
+/**
+ * The named content hashes of one stage, read from the files under `projectRoot`, and its
+ * `inputsHash` (`parentInputsHash`: the parent stage's, for a child stage). Pure but for reading files.
+ */
+export function stageInputs(stage: StageDefinition, projectRoot: string, parentInputsHash?: string): StageInputs {
   const hashes: Record<ContentTriggerName, string> = {
     template: treeHash(projectRoot, [stage.template], isTemplateFile),
     workspace: treeHash(projectRoot, stage.workspace),
@@ -121,6 +128,7 @@ export function stageInputs(stage: StageDefinition, projectRoot: string): StageI
   };
   const inputsHash = `sha256:${sha256()
     .update(CONTENT_TRIGGER_NAMES.map((k) => `${k}=${hashes[k]}`).join("\n"))
+    .update(`\nparent=${parentInputsHash ?? NO_PARENT}`)
     .digest("hex")}`;
   return { stage: stage.name, parent: stage.parent, hashes, inputsHash };
 }
@@ -155,8 +163,10 @@ export interface PlannedStage extends StageInputs {
  * known here: a stage also rebuilds whenever its parent does.
  */
 export function planStackInputs(config: StackConfig, projectRoot: string): PlannedStage[] {
+  const byStage = new Map<string, string>();
   return stackStages(config, projectRoot).map((stage) => {
-    const inputs = stageInputs(stage, projectRoot);
+    const inputs = stageInputs(stage, projectRoot, stage.parent === undefined ? undefined : byStage.get(stage.parent));
+    byStage.set(stage.name, inputs.inputsHash);
     return { ...inputs, triggers: triggerEntries(inputs, stage.parent === undefined ? NO_PARENT : PARENT_AMI_UNKNOWN) };
   });
 }

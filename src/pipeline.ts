@@ -108,7 +108,7 @@ export class ImageStage extends pulumi.ComponentResource {
     const { definition, projectRoot } = args;
     this.stageName = definition.name;
     this.parentStage = definition.parent;
-    this.inputs = stageInputs(definition, projectRoot);
+    this.inputs = stageInputs(definition, projectRoot, args.parent?.inputs.inputsHash);
     this.parentAmi = args.parent ? args.parent.amiId : pulumi.output(NO_PARENT);
 
     const command = (sourceAmi?: string) =>

@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { chmod, cp, mkdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import fc from "fast-check";
+import { startImds, type ImdsStandIn } from "./helpers/imds.ts";
 import { tempDir } from "./helpers/temp-dir.ts";
 
 // How the Jira the images run starts: the unit, its heap, its database connection (rendered from
@@ -408,9 +407,7 @@ describe("Jira start-up (cookbook library and templates, rendered per environmen
     const helper = join(cookbook, "files", "jira-cluster.sh");
     const instanceId = "i-0123456789abcdef0";
     const efs = "fs-0123456789abcdef0.efs.eu-west-1.amazonaws.com";
-    let imds: Server;
-    let imdsUrl: string;
-    let imdsLog: string[];
+    let imds: ImdsStandIn;
     let scratch: string;
     let home: string;
     let shared: string;
@@ -419,32 +416,15 @@ describe("Jira start-up (cookbook library and templates, rendered per environmen
 
     before(async function () {
       requireTool("curl", "curl");
-      // A stand-in for the instance metadata service that, like the real one with IMDSv2 required,
-      // answers only with a session token obtained by PUT.
-      imds = createServer((req, res) => {
-        imdsLog.push(`${req.method} ${req.url}`);
-        if (req.method === "PUT" && req.url === "/latest/api/token" && req.headers["x-aws-ec2-metadata-token-ttl-seconds"]) {
-          res.end("token-123");
-        } else if (req.method === "GET" && req.headers["x-aws-ec2-metadata-token"] !== "token-123") {
-          res.writeHead(401).end();
-        } else if (req.url === "/latest/meta-data/instance-id") {
-          res.end(instanceId);
-        } else if (req.url === "/latest/meta-data/local-ipv4") {
-          res.end("10.0.1.23");
-        } else {
-          res.writeHead(404).end();
-        }
-      });
-      await new Promise<void>((done) => imds.listen(0, "127.0.0.1", done));
-      imdsUrl = `http://127.0.0.1:${(imds.address() as AddressInfo).port}`;
+      imds = await startImds({ "instance-id": instanceId, "local-ipv4": "10.0.1.23" });
     });
 
-    after(function () {
-      imds.close();
+    after(async function () {
+      await imds.close();
     });
 
     beforeEach(async function () {
-      imdsLog = [];
+      imds.requests.length = 0;
       scratch = tempDir("jira-cluster-");
       home = join(scratch, "home");
       shared = join(scratch, "shared");
@@ -466,7 +446,7 @@ describe("Jira start-up (cookbook library and templates, rendered per environmen
       await writeFile(join(configDir, "launch.env"), launch);
       return execa("bash", [helper], {
         reject: false,
-        env: { JIRA_IMAGES_CONFIG_DIR: configDir, IMDS_ENDPOINT: imdsUrl, PATH: `${fakeBin}:${process.env.PATH}`, ...env },
+        env: { JIRA_IMAGES_CONFIG_DIR: configDir, IMDS_ENDPOINT: imds.url, PATH: `${fakeBin}:${process.env.PATH}`, ...env },
       });
     }
 
@@ -476,7 +456,7 @@ describe("Jira start-up (cookbook library and templates, rendered per environmen
       const result = await run(`JIRA_ENVIRONMENT=prod\nJIRA_CLUSTER=true\nJIRA_SHARED_HOME_EFS=${efs}\n`);
       assert.equal(result.exitCode, 0, result.stderr);
       assert.deepEqual(await mountCalls(), [`-t efs -o tls ${efs}:/ ${shared}`]);
-      assert.equal(imdsLog[0], "PUT /latest/api/token", "IMDSv2: a token first");
+      assert.equal(imds.requests[0], "PUT /latest/api/token", "IMDSv2: a token first");
       const { jira } = await attributes("prod");
       assert.equal(
         await readFile(join(home, "cluster.properties"), "utf8"),
@@ -505,7 +485,7 @@ describe("Jira start-up (cookbook library and templates, rendered per environmen
         assert.equal(await stat(join(home, "cluster.properties")).catch(() => null), null);
       }
       assert.deepEqual(await mountCalls(), []);
-      assert.deepEqual(imdsLog, []);
+      assert.deepEqual(imds.requests, []);
     });
 
     const refused: [string, RegExp][] = [
@@ -533,7 +513,7 @@ describe("Jira start-up (cookbook library and templates, rendered per environmen
       assert.match(mountFails.stderr, /jira-cluster: error: cannot mount fs-.*:\/ on .*: is the mount target/);
       const noImds = await run(launch, { IMDS_ENDPOINT: "http://127.0.0.1:9" });
       assert.notEqual(noImds.exitCode, 0);
-      assert.match(noImds.stderr, /jira-cluster: error: cannot get an IMDSv2 token/);
+      assert.match(noImds.stderr, /jira-cluster: error: cannot read the instance id from the instance metadata service/);
       assert.equal(await stat(join(home, "cluster.properties")).catch(() => null), null);
     });
   });

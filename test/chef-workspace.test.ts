@@ -6,6 +6,7 @@ import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { z } from "zod";
+import { startImds } from "./helpers/imds.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const chefDir = join(root, "packer", "chef");
@@ -248,7 +249,7 @@ describe("Chef workspace (packer/chef)", function () {
       fakeAws = join(scratch, "aws");
       await writeFile(
         fakeAws,
-        `#!/bin/sh\nprintf '%s\\n' "$*" >> "${join(scratch, "aws-calls")}"\n` +
+        `#!/bin/sh\nprintf '%s\\n' "$*" >> "${join(scratch, "aws-calls")}"\nprintf '%s\\n' "$AWS_REGION" > "${join(scratch, "aws-region")}"\n` +
           `[ -n "$FAKE_AWS_FAIL" ] && { echo "AccessDenied" >&2; exit 254; }\n` +
           `[ -n "$FAKE_SECRET" ] && { printf '%s\\n' "$FAKE_SECRET"; exit 0; }\n` +
           `printf '%s\\n' '${password.replace(/'/g, `'\\''`)}'\n`,
@@ -263,7 +264,7 @@ describe("Chef workspace (packer/chef)", function () {
     function runHelper(env: Record<string, string> = {}) {
       return execa("bash", [helper], {
         reject: false,
-        env: { JIRA_IMAGES_CONFIG_DIR: configDir, AWS_CLI: fakeAws, ...env },
+        env: { JIRA_IMAGES_CONFIG_DIR: configDir, AWS_CLI: fakeAws, AWS_REGION: "eu-west-1", ...env },
       });
     }
 
@@ -339,6 +340,21 @@ describe("Chef workspace (packer/chef)", function () {
       assert.ok(await stat(join(home, "dbconfig.xml")));
       const calls = await readFile(join(scratch, "aws-calls"), "utf8");
       assert.match(calls, /--name \/jira\/dev\/db-password /);
+    });
+
+    it("asks the aws CLI in this instance's region (IMDSv2) when no AWS_REGION is set", async function () {
+      const imds = await startImds({ "placement/region": "ap-southeast-2" });
+      try {
+        const result = await runHelper({ AWS_REGION: "", AWS_DEFAULT_REGION: "", IMDS_ENDPOINT: imds.url });
+        assert.equal(result.exitCode, 0, result.stderr);
+        assert.equal((await readFile(join(scratch, "aws-region"), "utf8")).trim(), "ap-southeast-2");
+        assert.deepEqual(imds.requests, ["PUT /latest/api/token", "GET /latest/meta-data/placement/region"]);
+        const unreachable = await runHelper({ AWS_REGION: "", AWS_DEFAULT_REGION: "", IMDS_ENDPOINT: "http://127.0.0.1:9" });
+        assert.notEqual(unreachable.exitCode, 0);
+        assert.match(unreachable.stderr, /jira-db-secret: error: no AWS_REGION, and cannot read this instance's region/);
+      } finally {
+        await imds.close();
+      }
     });
 
     it("fails naming the parameter, and leaves no dbconfig.xml, when the secret cannot be read", async function () {

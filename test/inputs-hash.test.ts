@@ -68,7 +68,17 @@ function matrixRow(change: Change): { dev: Record<string, string[]>; prod: Recor
     const plan = (stack: "dev" | "prod") => planStackInputs({ ...configs[stack], ...change.config }, root);
     const before = { dev: planStackInputs(configs.dev, root), prod: planStackInputs(configs.prod, root) };
     change.files?.(root);
-    return { dev: triggerChanges(before.dev, plan("dev")), prod: triggerChanges(before.prod, plan("prod")) };
+    const after = { dev: plan("dev"), prod: plan("prod") };
+    const row = { dev: triggerChanges(before.dev, after.dev), prod: triggerChanges(before.prod, after.prod) };
+    // The inputs_hash image tag changes exactly for the stages that rebuild: any content input of
+    // their own (template, workspace, installers, vars) or of a stage above them.
+    for (const stack of ["dev", "prod"] as const) {
+      for (const [i, stage] of after[stack].entries()) {
+        const tagChanged = stage.inputsHash !== before[stack][i]!.inputsHash;
+        assert.equal(tagChanged, row[stack][stage.stage]!.length > 0, `${stack} ${stage.stage}: inputs_hash ${tagChanged ? "changed" : "unchanged"}, triggers ${JSON.stringify(row[stack][stage.stage])}`);
+      }
+    }
+    return row;
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -93,6 +103,23 @@ describe("named input hashes (triggers)", () => {
       const row = matrixRow({ files: (root) => appendFileSync(join(root, "packer/common/variables.pkr.hcl"), "\n# changed\n") });
       assert.deepEqual(row.dev, { base: ["template"], jira: ["template", "parentAmi"], "custom-dev": ["template", "parentAmi"] });
       assert.deepEqual(row.prod, { base: ["template"], jira: ["template", "parentAmi"], "custom-prod": ["template", "parentAmi"] });
+    });
+
+    it("the image-cleanup script every stage links in (packer/common/scripts): every stage, as template", () => {
+      const row = matrixRow({ files: (root) => appendFileSync(join(root, "packer/common/scripts/image-cleanup.sh"), "\n# changed\n") });
+      assert.deepEqual(row.dev, { base: ["template"], jira: ["template", "parentAmi"], "custom-dev": ["template", "parentAmi"] });
+    });
+
+    it("the installer's pin (packer/files/SHA256SUMS): jira's vars, the custom stage through parentAmi", () => {
+      const row = matrixRow({
+        files: (root) => writeFileSync(join(root, "packer/files/SHA256SUMS"), `${"ab".repeat(32)}  atlassian-jira-software-9.12.15.tar.gz\n`),
+      });
+      assert.deepEqual(row.dev, { base: [], jira: ["vars"], "custom-dev": ["parentAmi"] });
+    });
+
+    it("the KMS key (kmsKeyId): every stage, as vars", () => {
+      const row = matrixRow({ config: { kmsKeyId: "alias/jira-images" } });
+      assert.deepEqual(row.dev, { base: ["vars"], jira: ["vars", "parentAmi"], "custom-dev": ["vars", "parentAmi"] });
     });
 
     it("a file the Chef stages share (packer/common): jira and the custom stages, as template", () => {

@@ -1,7 +1,11 @@
-import { readFileSync } from "node:fs";
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { basename, join } from "node:path";
+import { INSTALLER_CHECKSUMS } from "../src/installer-checksums.ts";
+import { jiraInstaller } from "../stages/jira.ts";
 import { strict as assert } from "node:assert";
 import { loadStackConfigFile } from "../src/config.ts";
-import { environmentSecret } from "../src/iam.ts";
+import { environmentSecret, INSTANCE_ROLE_BOUNDARY } from "../src/iam.ts";
 import { CLUSTER_CACHE_PORTS } from "../src/instances.ts";
 import { renderUserData } from "../src/user-data.ts";
 import { REEMIT_PREVIOUS_RESULT, type ImageSummary } from "../src/pipeline.ts";
@@ -148,6 +152,11 @@ for (const stack of ["dev", "prod"] as const) {
 
     it("gives the role Session Manager and reads of its own environment's secret in its own account only", () => {
       assert.deepEqual(byType(run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment"), [], "no managed policy (AmazonSSMManagedInstanceCore reads every parameter)");
+      // The deploy role may create roles only with this boundary (docs/iam/deploy-<env>-policy.json).
+      assert.deepEqual(
+        byType(run, "aws:iam/role:Role").map((r) => r.inputs.permissionsBoundary),
+        [`arn:aws:iam::${MOCK_ACCOUNT}:policy/${INSTANCE_ROLE_BOUNDARY}`],
+      );
       const policies = Object.fromEntries(byType(run, "aws:iam/rolePolicy:RolePolicy").map((p) => [p.name, JSON.parse(p.inputs.policy)]));
       assert.deepEqual(Object.keys(policies).sort(), [`${stack}-db-secret`, `${stack}-session-manager`]);
       assert.deepEqual(policies[`${stack}-session-manager`].Statement, [
@@ -278,6 +287,47 @@ describe("program state is independent of the checkout's folder (runtime mocks)"
       for (const folder of [first, second, PROJECT_ROOT]) assert.equal(text.includes(folder), false, `an input names ${folder}`);
     });
   }
+});
+
+describe("the inputs_hash image tag (runtime mocks)", () => {
+  const INSTALLER = jiraInstaller("9.12.15");
+  const tags = (run: ProgramRun) =>
+    Object.fromEntries(["base", "jira", "custom-dev"].map((stage) => [stage, commandVars(commandOf(run, stage).inputs.create).inputs_hash]));
+
+  it("changes for a stage and every stage below it when any content input changes, and for no other", async () => {
+    const root = projectCopy();
+    const runs: Record<string, Record<string, string | undefined>> = {};
+    const edits: Array<[string, () => void]> = [
+      ["before", () => undefined],
+      ["base template", () => appendFileSync(join(root, "packer/base/base.pkr.hcl"), "\n# changed\n")],
+      ["Chef workspace", () => appendFileSync(join(root, "packer/chef/roles/jira-base.json"), "\n")],
+      [
+        "installer",
+        () => {
+          // Another installer, pinned as a reviewer would pin it.
+          writeFileSync(join(root, INSTALLER), "another installer\n");
+          writeFileSync(join(root, INSTALLER_CHECKSUMS), `${createHash("sha256").update("another installer\n").digest("hex")}  ${basename(INSTALLER)}\n`);
+        },
+      ],
+      ["dev var file", () => appendFileSync(join(root, "packer/custom/dev.pkrvars.hcl"), "\n")],
+    ];
+    // One program run at a time: the runtime mocks are global.
+    for (const [name, edit] of edits) {
+      edit();
+      const run = await runProgram({ stack: "dev", projectRoot: root });
+      assert.equal(run.error, undefined, String(run.error));
+      runs[name] = tags(run);
+    }
+    const changed = (from: string, to: string) => Object.keys(runs[to]!).filter((stage) => runs[to]![stage] !== runs[from]![stage]);
+    assert.deepEqual(changed("before", "base template"), ["base", "jira", "custom-dev"]);
+    assert.deepEqual(changed("base template", "Chef workspace"), ["jira", "custom-dev"]);
+    assert.deepEqual(changed("Chef workspace", "installer"), ["jira", "custom-dev"]);
+    assert.deepEqual(changed("installer", "dev var file"), ["custom-dev"]);
+    const config = await runProgram({ stack: "dev", projectRoot: root, config: { "jira-images:chefNode": "dev" } });
+    assert.deepEqual(tags(config), runs["dev var file"], "the same inputs give the same tags");
+    const vars = await runProgram({ stack: "dev", projectRoot: root, config: { "jira-images:buildInstanceType": "t3.xlarge" } });
+    assert.deepEqual(Object.keys(runs["dev var file"]!).filter((stage) => tags(vars)[stage] !== runs["dev var file"]![stage]), ["base", "jira", "custom-dev"]);
+  });
 });
 
 describe("program edge cases (runtime mocks)", () => {

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
+import { realTool } from "./helpers/real-tools.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const workflowDir = join(root, ".github", "workflows");
@@ -16,6 +18,7 @@ interface Step {
   env?: Record<string, unknown>;
 }
 interface Job {
+  if?: string;
   needs?: string | string[];
   environment?: string | { name: string };
   permissions?: Record<string, string>;
@@ -100,7 +103,7 @@ describe("GitHub Actions workflows", () => {
     const { workflow } = load(prFile);
     const [name, job] = Object.entries(workflow.jobs).find(([, j]) => steps(j).some((s) => usesAction(s, "pulumi/actions") && s.with?.command === "preview"))!;
     assert.ok(job, "a preview job");
-    const preview = steps(job).find((s) => usesAction(s, "pulumi/actions"))!;
+    const preview = steps(job).find((s) => usesAction(s, "pulumi/actions") && s.with?.command === "preview")!;
     assert.equal(preview.with?.["comment-on-pr"], true);
     assert.equal(preview.with?.diff, true);
     assert.equal(preview.with?.["stack-name"], "${{ matrix.stack }}");
@@ -198,5 +201,206 @@ describe("GitHub Actions workflows", () => {
         }
       }
     }
+  });
+
+  it("deploy: upsert creates a stack on a new backend; one environment and one role variable per stack; main only", () => {
+    const { workflow } = load(deployFile);
+    const ups = Object.entries(workflow.jobs).filter(([, job]) => steps(job).some((s) => usesAction(s, "pulumi/actions")));
+    assert.equal(ups.length, 2);
+    for (const [name, job] of ups) {
+      const up = steps(job).find((s) => usesAction(s, "pulumi/actions"))!;
+      const stack = String(up.with?.["stack-name"]);
+      assert.equal(up.with?.upsert, true, `${name}: the first up on a new backend must create the stack`);
+      assert.equal(envName(job), stack, `${name}: runs in the ${stack} environment (OIDC subject environment:${stack})`);
+      const aws = steps(job).find((s) => usesAction(s, "aws-actions/configure-aws-credentials"))!;
+      assert.equal(aws.with?.["role-to-assume"], `\${{ vars.AWS_DEPLOY_ROLE_ARN_${stack.toUpperCase()} }}`, `${name}: its own deploy role`);
+      assert.equal(job.if, "github.ref == 'refs/heads/main'", `${name}: a dispatch from another branch deploys nothing`);
+      assert.equal(job.env?.PULUMI_CONFIG_PASSPHRASE, "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}");
+    }
+  });
+
+  it("deploy: a running up is never cancelled, and the README says what happens to a queued one", () => {
+    const { workflow } = load(deployFile);
+    for (const [name, job] of Object.entries(workflow.jobs)) {
+      assert.equal(job.concurrency?.["cancel-in-progress"], false, name);
+      assert.match(job.concurrency?.group ?? "", /^pulumi-up-(dev|prod)$/, `${name}: one group per stack, not per run`);
+    }
+    const readme = readFileSync(join(root, "README.md"), "utf8");
+    assert.match(readme, /A running `up` is never cancelled/);
+    assert.match(readme, /waiting job of the same group is cancelled/);
+  });
+
+  it("pull requests: the deploy passphrase never reaches them; the preview role's OIDC subject stays pull_request", () => {
+    const { text, workflow } = load(prFile);
+    assert.doesNotMatch(text, /secrets\.PULUMI_CONFIG_PASSPHRASE/);
+    for (const [name, job] of Object.entries(workflow.jobs)) {
+      assert.equal(job.environment, undefined, `${name}: an environment would change the OIDC subject and expose its secrets`);
+    }
+    const preview = Object.values(workflow.jobs).find((job) => steps(job).some((s) => usesAction(s, "aws-actions/configure-aws-credentials")))!;
+    assert.equal(preview.if, "github.event.pull_request.head.repo.full_name == github.repository", "forks get no OIDC token: no preview");
+    const aws = steps(preview).find((s) => usesAction(s, "aws-actions/configure-aws-credentials"))!;
+    assert.equal(aws.with?.["role-to-assume"], "${{ vars.AWS_PREVIEW_ROLE_ARN }}");
+    // The preview and the plan read only the scratch copy of the state.
+    const scratch = "file://${{ runner.temp }}/preview-state";
+    const pulumiPreview = steps(preview).find((s) => usesAction(s, "pulumi/actions") && s.with?.command === "preview")!;
+    assert.equal(pulumiPreview.env?.PULUMI_BACKEND_URL, scratch);
+    assert.equal(pulumiPreview.with?.["cloud-url"], scratch);
+    assert.equal(pulumiPreview.with?.upsert, undefined, "the scratch stack exists: the copy step made it");
+    const plan = steps(preview).find((s) => /pipeline -- plan/.test(s.run ?? ""))!;
+    assert.equal(plan.env?.PULUMI_BACKEND_URL, scratch);
+  });
+
+  it("every action in a job that can mint AWS credentials is pinned to a full commit SHA, with its release in a comment", () => {
+    const setupText = readFileSync(join(root, ".github", "actions", "setup", "action.yml"), "utf8");
+    let checked = 0;
+    for (const file of files) {
+      const { text, workflow } = load(file);
+      for (const [name, job] of Object.entries(workflow.jobs)) {
+        if (job.permissions?.["id-token"] !== "write") continue;
+        const local = job.steps.filter((s) => s.uses?.startsWith("./")).map((s) => s.uses!);
+        for (const step of steps(job).filter((s) => s.uses && !s.uses.startsWith("./"))) {
+          checked++;
+          assert.match(step.uses!, /^[\w.-]+\/[\w.-]+(\/[\w./-]+)?@[0-9a-f]{40}$/, `${file} ${name}: ${step.uses} is pinned to a commit SHA`);
+          const source = local.length > 0 && !text.includes(step.uses!) ? setupText : text;
+          assert.match(source, new RegExp(`uses: ${step.uses!.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")} # v\\d+\\.\\d+\\.\\d+`), `${step.uses}: the release is named`);
+        }
+      }
+    }
+    assert.ok(checked >= 10, `checked ${checked} actions`);
+  });
+
+  describe("the preview's state copy (a stand-in pulumi)", function () {
+    this.timeout(20_000);
+    const script = (): string => {
+      const job = load(prFile).workflow.jobs["preview"]!;
+      return job.steps.find((s) => s.name?.startsWith("copy the stack's state"))!.run!;
+    };
+
+    function runCopy(stacks: string[], exported: object) {
+      const dir = mkdtempSync(join(tmpdir(), "preview-copy-"));
+      const bin = join(dir, "bin");
+      mkdirSync(bin);
+      const record = join(dir, "record");
+      // Records each call with the backend and whether a passphrase was set; `stack export` writes $EXPORTED.
+      writeFileSync(
+        join(bin, "pulumi"),
+        [
+          "#!/bin/sh",
+          'printf \'%s|%s|%s\\n\' "$*" "$PULUMI_BACKEND_URL" "${PULUMI_CONFIG_PASSPHRASE:+set}" >> "$RECORD"',
+          'case "$1 $2" in',
+          '  "stack ls") printf \'%s\\n\' "$STACKS" ;;',
+          '  "stack export") cp "$EXPORTED" "$6" ;;',
+          '  "stack import") cp "$6" "$IMPORTED" ;;',
+          "esac",
+        ].join("\n"),
+      );
+      chmodSync(join(bin, "pulumi"), 0o755);
+      writeFileSync(join(dir, "exported.json"), JSON.stringify(exported));
+      copyFileSync(join(root, "Pulumi.dev.yaml"), join(dir, "Pulumi.dev.yaml"));
+      writeFileSync(join(dir, "Pulumi.dev.yaml"), `encryptionsalt: v1:deploy-salt\n${readFileSync(join(dir, "Pulumi.dev.yaml"), "utf8")}`);
+      const env = {
+        PATH: `${bin}:${process.env.PATH}`,
+        STACK: "dev",
+        RUNNER_TEMP: dir,
+        GITHUB_ENV: join(dir, "github-env"),
+        PULUMI_BACKEND_URL: "s3://state-bucket",
+        SCRATCH_BACKEND: `file://${dir}/preview-state`,
+        RECORD: record,
+        STACKS: JSON.stringify(stacks.map((name) => ({ name }))),
+        EXPORTED: join(dir, "exported.json"),
+        IMPORTED: join(dir, "imported.json"),
+      };
+      const result = spawnSync("bash", ["--norc", "--noprofile", "-e", "-c", script()], { cwd: dir, env: { ...env, HOME: dir }, encoding: "utf8" });
+      const calls = existsSync(record) ? readFileSync(record, "utf8").trim().split("\n") : [];
+      return { dir, result, calls };
+    }
+
+    const deployment = { version: 3, deployment: { secrets_providers: { type: "passphrase", state: { salt: "v1:deploy-salt" } }, resources: [{ urn: "urn:a" }] } };
+
+    it("exports from the real backend without a passphrase and imports into the scratch one under a throwaway", () => {
+      const { dir, result, calls } = runCopy(["dev"], deployment);
+      assert.equal(result.status, 0, result.stderr + result.stdout);
+      const scratch = `file://${dir}/preview-state`;
+      assert.deepEqual(
+        calls.map((c) => c.split("|").slice(0, 2).join("|")),
+        [`stack init dev|${scratch}`, "stack ls --json|s3://state-bucket", `stack export --stack dev --file ${dir}/export.json|s3://state-bucket`, `stack import --stack dev --file ${dir}/import.json|${scratch}`],
+      );
+      const passphrase = /^PULUMI_CONFIG_PASSPHRASE=([0-9a-f]{64})$/m.exec(readFileSync(join(dir, "github-env"), "utf8"))?.[1];
+      assert.ok(passphrase, "a random passphrase for the later steps");
+      assert.match(result.stdout, new RegExp(`::add-mask::${passphrase}`));
+      const imported = JSON.parse(readFileSync(join(dir, "imported.json"), "utf8"));
+      assert.equal(imported.deployment.secrets_providers, undefined, "the copy drops the deploy passphrase's salt");
+      assert.deepEqual(imported.deployment.resources, [{ urn: "urn:a" }]);
+      assert.doesNotMatch(readFileSync(join(dir, "Pulumi.dev.yaml"), "utf8"), /encryptionsalt/);
+    });
+
+    it("previews from an empty state when the stack does not exist yet", () => {
+      const { result, calls } = runCopy(["prod"], deployment);
+      assert.equal(result.status, 0, result.stderr);
+      assert.match(result.stdout, /stack dev does not exist on the backend yet/);
+      assert.deepEqual(calls.map((c) => c.split(" ").slice(0, 2).join(" ")), ["stack init", "stack ls"]);
+    });
+
+    it("stops with a clear error when the state holds secret values", () => {
+      const secret = { ...deployment, deployment: { ...deployment.deployment, resources: [{ urn: "urn:a", outputs: { p: { "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", ciphertext: "v1:x" } } }] } };
+      const { result, calls } = runCopy(["dev"], secret);
+      assert.equal(result.status, 1);
+      assert.match(result.stdout, /::error::stack dev's state holds secret values/);
+      assert.ok(!calls.some((c) => c.startsWith("stack import")));
+    });
+  });
+
+  describe("the preview's state copy with the real Pulumi CLI (file backends)", function () {
+    this.timeout(60_000);
+    const pulumiOutputs = { amiIds: { base: "ami-0aaaaaaaaaaaaaaa1" } };
+    let pulumi: string;
+    before(() => {
+      pulumi = realTool("pulumi");
+    });
+
+    /** A "real" backend holding stack dev (deploy passphrase), and the copy step run against it. */
+    function copyWithRealCli(outputs: object) {
+      const dir = mkdtempSync(join(tmpdir(), "preview-copy-real-"));
+      writeFileSync(join(dir, "Pulumi.yaml"), readFileSync(join(root, "Pulumi.yaml")));
+      copyFileSync(join(root, "Pulumi.dev.yaml"), join(dir, "Pulumi.dev.yaml"));
+      const base = { PATH: `${dirname(pulumi)}:${process.env.PATH}`, HOME: dir, PULUMI_HOME: join(dir, ".pulumi-home"), PULUMI_SKIP_UPDATE_CHECK: "1" };
+      const real = `file://${dir}/real`;
+      mkdirSync(join(dir, "real"));
+      const deploy = { ...base, PULUMI_BACKEND_URL: real, PULUMI_CONFIG_PASSPHRASE: "the deploy passphrase" };
+      const cli = (args: string[], env: NodeJS.ProcessEnv) => {
+        const result = spawnSync(pulumi, args, { cwd: dir, env, encoding: "utf8" });
+        assert.equal(result.status, 0, `pulumi ${args.join(" ")}: ${result.stderr}`);
+        return result.stdout;
+      };
+      cli(["stack", "init", "dev"], deploy);
+      cli(["stack", "export", "--stack", "dev", "--file", join(dir, "empty.json")], deploy);
+      const state = JSON.parse(readFileSync(join(dir, "empty.json"), "utf8"));
+      state.deployment.resources = [{ urn: "urn:pulumi:dev::jira-images::pulumi:pulumi:Stack::jira-images-dev", custom: false, type: "pulumi:pulumi:Stack", outputs }];
+      writeFileSync(join(dir, "state.json"), JSON.stringify(state));
+      cli(["stack", "import", "--stack", "dev", "--file", join(dir, "state.json")], deploy);
+
+      const job = load(prFile).workflow.jobs["preview"]!;
+      const script = job.steps.find((st) => st.name?.startsWith("copy the stack's state"))!.run!;
+      const env = { ...base, STACK: "dev", RUNNER_TEMP: dir, GITHUB_ENV: join(dir, "github-env"), PULUMI_BACKEND_URL: real, SCRATCH_BACKEND: `file://${dir}/scratch` };
+      const result = spawnSync("bash", ["--norc", "--noprofile", "-e", "-c", script], { cwd: dir, env, encoding: "utf8" });
+      return { dir, base, result, cli };
+    }
+
+    it("copies the state without the deploy passphrase; the copy opens with the throwaway one", () => {
+      const { dir, base, result, cli } = copyWithRealCli(pulumiOutputs);
+      assert.equal(result.status, 0, result.stderr + result.stdout);
+      const passphrase = /^PULUMI_CONFIG_PASSPHRASE=(.+)$/m.exec(readFileSync(join(dir, "github-env"), "utf8"))![1]!;
+      const scratch = { ...base, PULUMI_BACKEND_URL: `file://${dir}/scratch`, PULUMI_CONFIG_PASSPHRASE: passphrase };
+      assert.deepEqual(JSON.parse(cli(["stack", "output", "--stack", "dev", "--json"], scratch)), pulumiOutputs);
+      // The offline plan reads the copy's checkpoint where the workflow points it.
+      assert.ok(existsSync(join(dir, "scratch", ".pulumi", "stacks", "jira-images", "dev.json")));
+    });
+
+    it("refuses a state with secret values instead of asking for the deploy passphrase", () => {
+      const secret = { "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", plaintext: JSON.stringify("a secret") };
+      const { result } = copyWithRealCli({ password: secret });
+      assert.equal(result.status, 1, result.stderr);
+      assert.match(result.stdout, /::error::stack dev's state holds secret values/);
+    });
   });
 });

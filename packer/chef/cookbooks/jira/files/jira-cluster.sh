@@ -8,7 +8,7 @@
 # ports (so that security groups can open them between nodes). Without JIRA_CLUSTER=true it
 # removes a cluster.properties, so that the node runs standalone.
 # launch.env and the baked start.env are read as data, never sourced. Test hooks:
-# JIRA_IMAGES_CONFIG_DIR (settings directory), IMDS_ENDPOINT (instance metadata service).
+# JIRA_IMAGES_CONFIG_DIR (settings directory), IMDS_ENDPOINT (see imds_get in launch-env.sh).
 set -euo pipefail
 
 fail() { printf 'jira-cluster: error: %s\n' "$*" >&2; exit 1; }
@@ -19,7 +19,6 @@ here="$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
 . "${here}/launch-env.sh"
 
 config_dir="${JIRA_IMAGES_CONFIG_DIR:-/etc/jira-images}"
-imds="${IMDS_ENDPOINT:-http://169.254.169.254}"
 launch="${config_dir}/launch.env"
 baked_file="${config_dir}/start.env"
 [ -f "$baked_file" ] || fail "${baked_file} is missing"
@@ -51,18 +50,10 @@ efs="$(launch_env_get "$launch" JIRA_SHARED_HOME_EFS || true)"
 [[ "$efs" =~ ^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$ ]] ||
   fail "JIRA_SHARED_HOME_EFS in ${launch} must be an EFS DNS name like fs-0123456789abcdef0.efs.eu-west-1.amazonaws.com, not '${efs}'"
 
-# IMDSv2: a session token first; the instance refuses token-less requests.
-metadata() {
-  curl --fail --silent --show-error --max-time 5 --retry 3 \
-    --header "X-aws-ec2-metadata-token: ${token}" "${imds}/latest/meta-data/$1"
-}
-token="$(curl --fail --silent --show-error --max-time 5 --retry 3 --request PUT \
-  --header 'X-aws-ec2-metadata-token-ttl-seconds: 300' "${imds}/latest/api/token")" ||
-  fail "cannot get an IMDSv2 token from ${imds}"
-node_id="$(metadata instance-id)" || fail "cannot read the instance id from ${imds}"
-address="$(metadata local-ipv4)" || fail "cannot read the private address from ${imds}"
-[[ "$node_id" =~ ^i-[0-9a-f]{8,17}$ ]] || fail "unexpected instance id '${node_id}' from ${imds}"
-[[ "$address" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || fail "unexpected private address '${address}' from ${imds}"
+node_id="$(imds_get instance-id)" || fail "cannot read the instance id from the instance metadata service (IMDSv2)"
+address="$(imds_get local-ipv4)" || fail "cannot read the private address from the instance metadata service (IMDSv2)"
+[[ "$node_id" =~ ^i-[0-9a-f]{8,17}$ ]] || fail "unexpected instance id '${node_id}' from the instance metadata service"
+[[ "$address" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || fail "unexpected private address '${address}' from the instance metadata service"
 
 if mountpoint -q "$shared"; then
   log "shared home ${shared} is mounted"

@@ -6,7 +6,8 @@
 # Settings are read as data, never sourced (launch-env.sh): /etc/jira-images/db-secret.env (baked
 # by Chef) names the store and the secret; /etc/jira-images/launch.env (written by user data) may
 # name another store or secret (JIRA_DB_PASSWORD_STORE, JIRA_DB_PASSWORD_NAME). AWS_CLI overrides
-# the aws executable and JIRA_IMAGES_CONFIG_DIR the settings directory (for tests).
+# the aws executable, JIRA_IMAGES_CONFIG_DIR the settings directory and IMDS_ENDPOINT the instance
+# metadata service (for tests).
 set -euo pipefail
 
 fail() { printf 'jira-db-secret: error: %s\n' "$*" >&2; exit 1; }
@@ -52,6 +53,13 @@ else:
     sys.exit("the secret is JSON without a string \"password\" field")
 '
 }
+
+# The aws CLI needs a region: on an instance, the instance's own.
+if [ -z "${AWS_REGION:-}${AWS_DEFAULT_REGION:-}" ]; then
+  AWS_REGION="$(imds_get placement/region)" ||
+    fail "no AWS_REGION, and cannot read this instance's region from the instance metadata service (IMDSv2)"
+  export AWS_REGION
+fi
 
 case "$store" in
   ssm)
