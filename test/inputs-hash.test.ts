@@ -105,6 +105,23 @@ describe("named input hashes (triggers)", () => {
       assert.deepEqual(row.prod, { base: ["template"], jira: ["template", "parentAmi"], "custom-prod": ["template", "parentAmi"] });
     });
 
+    it("the image-cleanup script every stage links in (packer/common/scripts): every stage, as template", () => {
+      const row = matrixRow({ files: (root) => appendFileSync(join(root, "packer/common/scripts/image-cleanup.sh"), "\n# changed\n") });
+      assert.deepEqual(row.dev, { base: ["template"], jira: ["template", "parentAmi"], "custom-dev": ["template", "parentAmi"] });
+    });
+
+    it("the installer's pin (packer/files/SHA256SUMS): jira's vars, the custom stage through parentAmi", () => {
+      const row = matrixRow({
+        files: (root) => writeFileSync(join(root, "packer/files/SHA256SUMS"), `${"ab".repeat(32)}  atlassian-jira-software-9.12.15.tar.gz\n`),
+      });
+      assert.deepEqual(row.dev, { base: [], jira: ["vars"], "custom-dev": ["parentAmi"] });
+    });
+
+    it("the KMS key (kmsKeyId): every stage, as vars", () => {
+      const row = matrixRow({ config: { kmsKeyId: "alias/jira-images" } });
+      assert.deepEqual(row.dev, { base: ["vars"], jira: ["vars", "parentAmi"], "custom-dev": ["vars", "parentAmi"] });
+    });
+
     it("a file the Chef stages share (packer/common): jira and the custom stages, as template", () => {
       const row = matrixRow({ files: (root) => appendFileSync(join(root, "packer/common/chef-stage.pkr.hcl"), "\n# changed\n") });
       assert.deepEqual(row.dev, { base: [], jira: ["template"], "custom-dev": ["template", "parentAmi"] });
