@@ -21,6 +21,7 @@ import { shellQuote } from "../src/shell.ts";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const FAKE_PACKER = join(ROOT, "test/fixtures/fake-packer");
 const CLI = join(ROOT, "src/runner/cli.ts");
+const DRIVER = join(ROOT, "src/driver/cli.ts");
 const LINES = 300_000;
 const RUNS = 5;
 
@@ -109,6 +110,20 @@ async function main(): Promise<void> {
       startup.push(await timed(async () => void (await execa(process.execPath, ["--import", "tsx", CLI, "--help"], { cwd: ROOT }))));
     }
 
+    // The driver without a Pulumi CLI must stop before it loads the Automation API.
+    const bareNode: number[] = [];
+    const driverNoCli: number[] = [];
+    const noCliEnv = { PATH: dirname(process.execPath), HOME: tmpdir() };
+    for (let i = 0; i < RUNS; i++) {
+      bareNode.push(await timed(async () => void (await execa(process.execPath, ["--import", "tsx", "-e", ""], { cwd: ROOT, env: noCliEnv, extendEnv: false }))));
+      driverNoCli.push(
+        await timed(async () => {
+          const result = await execa(process.execPath, ["--import", "tsx", DRIVER, "up", "--stack", "dev"], { cwd: ROOT, env: noCliEnv, extendEnv: false, reject: false });
+          if (result.exitCode !== 3) throw new Error(`driver without the CLI exited ${result.exitCode}: ${result.stderr}`);
+        }),
+      );
+    }
+
     // Parser alone, in-process, on the same bytes (the runner also scans each chunk for credentials).
     const text = readFileSync(logPath, "utf8");
     const parseOnly: number[] = [];
@@ -155,6 +170,7 @@ async function main(): Promise<void> {
       ["node + tsx startup (runner --help)", `${s.toFixed(3)} s`],
       ["runner / bare, with startup", `${(r / b).toFixed(2)}x`],
       ["runner / bare, without startup", `${((r - s) / b).toFixed(2)}x  (goal <= 1.10x)`],
+      ["driver `up` without the Pulumi CLI (exit 3)", `${median(driverNoCli).toFixed(3)} s (bare node + tsx ${median(bareNode).toFixed(3)} s)`],
       ["parser in-process", `${(mb / median(parseOnly)).toFixed(0)} MB/s (${median(parseOnly).toFixed(3)} s)`],
       ["parser + credential scan", `${(mb / median(parseAndScan)).toFixed(0)} MB/s (${median(parseAndScan).toFixed(3)} s)`],
       ["grep 'artifact,0,id' | cut -d, -f6", `${(mb / median(grep)).toFixed(0)} MB/s (${median(grep).toFixed(3)} s, incl. sh start)`],
