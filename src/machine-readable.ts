@@ -27,6 +27,8 @@ const NO_ARTIFACTS_MESSAGE = "Builds finished but no artifacts were created.";
  */
 const TEMPORARY_AMI_REMOVED_MESSAGE = "Deregistering the AMI and deleting unencrypted temporary AMIs and snapshots";
 
+/** How far from a ui line's end an AMI ID it names can start: `ami-`, 17 hex digits, `)...` or an escaped newline, and slack. */
+const AMI_TAIL = 40;
 /** An AMI ID as the amazon plugin prints it. */
 const AMI_ID = "ami-[0-9a-f]{8,17}";
 /** What the amazon plugin says about an AMI in ui lines (packer-plugin-amazon step_create_ami, step_create_tags). */
@@ -366,8 +368,9 @@ export class MachineReadableParser {
     else if (text.endsWith(NO_ARTIFACTS_MESSAGE)) s.noArtifactsReported = true;
     else if (text.endsWith(INTERRUPT_MESSAGE)) s.interruptSeen = true;
     else if (text.endsWith(TEMPORARY_AMI_REMOVED_MESSAGE) && this.lastCreatedAmi !== undefined) s.removedAmis.push(this.lastCreatedAmi);
-    // Only lines naming an AMI are decoded: a cheap test keeps the long provisioning chatter fast.
-    if (text.includes("ami-")) this.amiLine(decodeField(text));
+    // Every line looked for ends with its AMI ID (and at most ")..." or an escaped newline), so only
+    // the tail is searched: the long provisioning chatter costs a constant per line.
+    if (text.indexOf("ami-", text.length - AMI_TAIL) >= 0) this.amiLine(decodeField(text));
     this.uiTail.push({ target: record.target, kind, text });
   }
 

@@ -113,6 +113,12 @@ describe("README", () => {
     const listed = new Set(layout.split("\n").map((line) => line.split(/\s+/)[0]!));
     const missing = [...entries].filter((entry) => !listed.has(entry)).sort();
     assert.deepEqual(missing, [], "add these to the README's Layout section");
+    // The program's own modules are named one by one in the src/ entry.
+    const unnamed = tracked
+      .filter((path) => /^src\/[^/]+\.ts$/.test(path))
+      .map((path) => path.slice("src/".length))
+      .filter((file) => !new RegExp(`(^|[\\s,(])${file.replace(".", "\\.")}\\b`, "m").test(layout));
+    assert.deepEqual(unnamed, [], "name these src/ modules in the Layout section");
   });
 
   it("says that only PULUMI_BACKEND_URL overrides backend.url, and how a stack is first created", () => {

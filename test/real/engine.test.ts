@@ -121,6 +121,17 @@ describe("the real Pulumi engine: stack outputs, stack references, locks and des
     assert.deepEqual(JSON.parse(outputs.stdout), imagesStackOutputs("dev"));
   });
 
+  it("`npm run pipeline -- outputs` of a stack never created names the `up` that creates it, and creates nothing", async function () {
+    copyFileSync(join(root, "Pulumi.prod.yaml"), join(imagesProject, "Pulumi.prod.yaml"));
+    const missing = await driver("outputs", "--stack", "prod");
+    assert.equal(missing.code, 1, missing.stderr);
+    assert.equal(missing.stdout, "");
+    assert.match(missing.stderr, /pipeline-stack-missing: stack "prod" does not exist in file:\/\/.* yet; `npm run pipeline -- up --stack prod` creates it/);
+    const stacks = await pulumi(imagesProject, "stack", "ls", "--json");
+    assert.equal(stacks.code, 0, stacks.stderr);
+    assert.deepEqual((JSON.parse(stacks.stdout) as { name: string }[]).map(({ name }) => name), ["dev"]);
+  });
+
   it("a stale lock is reported with the `pulumi cancel` hint, and that command releases it", async function () {
     const locks = join(backendDir, ".pulumi", "locks", "organization", "jira-images", "dev");
     mkdirSync(locks, { recursive: true });
