@@ -4,15 +4,17 @@
 set -euo pipefail
 : "${TOOLS_DIR:?run through scripts/install-test-tools.sh}"
 moto_version=5.2.5
+# Its dependencies too: every machine gets the emulator the tests were written against.
+constraints="$(cd "$(dirname "$0")" && pwd)/moto-constraints.txt"
 venv="$TOOLS_DIR/moto"
-stamp="$venv/.installed-moto-$moto_version"
+stamp="$venv/.installed-moto-$moto_version-$(sha256sum "$constraints" | cut -c1-12)"
 
 if [ ! -e "$stamp" ]; then
   started=$(date +%s)
   echo "30-moto: installing moto[server]==$moto_version from PyPI into $venv" >&2
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$moto_version"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -c "$constraints" "moto[server]==$moto_version"
   touch "$stamp"
   echo "30-moto: moto $moto_version installed in $(( $(date +%s) - started )) s" >&2
 else
