@@ -22,7 +22,7 @@ interface Job {
   needs?: string | string[];
   environment?: string | { name: string };
   permissions?: Record<string, string>;
-  concurrency?: { group: string; "cancel-in-progress"?: boolean };
+  concurrency?: { group: string; "cancel-in-progress"?: boolean; queue?: string };
   strategy?: { matrix?: Record<string, unknown> };
   env?: Record<string, unknown>;
   steps: Step[];
@@ -219,15 +219,17 @@ describe("GitHub Actions workflows", () => {
     }
   });
 
-  it("deploy: a running up is never cancelled, and the README says what happens to a queued one", () => {
+  it("deploy: no up is cancelled by a newer push, running or waiting, and the README says so", () => {
     const { workflow } = load(deployFile);
     for (const [name, job] of Object.entries(workflow.jobs)) {
       assert.equal(job.concurrency?.["cancel-in-progress"], false, name);
+      // Without it GitHub cancels the one waiting job of the group when a newer one is queued.
+      assert.equal(job.concurrency?.queue, "max", `${name}: waiting ups queue instead of being replaced`);
       assert.match(job.concurrency?.group ?? "", /^pulumi-up-(dev|prod)$/, `${name}: one group per stack, not per run`);
     }
     const readme = readFileSync(join(root, "README.md"), "utf8");
-    assert.match(readme, /A running `up` is never cancelled/);
-    assert.match(readme, /waiting job of the same group is cancelled/);
+    assert.match(readme, /No `up` is cancelled by a newer push/);
+    assert.match(readme, /`queue: max`/);
   });
 
   it("pull requests: the deploy passphrase never reaches them; the preview role's OIDC subject stays pull_request", () => {
