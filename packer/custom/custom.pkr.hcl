@@ -4,8 +4,10 @@
 # amazon-ebs source and the lineage tags are shared by every stage (common-source.pkr.hcl).
 
 locals {
-  stage           = var.stage != "" ? var.stage : "custom-${var.environment}"
-  chef_node       = var.chef_node != "" ? var.chef_node : var.environment
+  stage     = var.stage != "" ? var.stage : "custom-${var.environment}"
+  chef_node = var.chef_node != "" ? var.chef_node : var.environment
+  # The heap the image check expects: the environment's role (its node applies role[jira-<env>]).
+  jvm             = jsondecode(file("${abspath(path.root)}/../chef/roles/jira-${var.environment}.json")).default_attributes.jira.jvm
   ami_name        = "jira-images-${local.stage}-${var.jira_version}-${formatdate("YYYYMMDDhhmmss", local.build_time)}"
   ami_description = "jira-images ${local.stage}: Jira Software ${var.jira_version} for ${var.environment} (inputs ${var.inputs_hash})"
 
@@ -43,6 +45,18 @@ build {
       "CHEF_NODE=${local.chef_node}",
       "JIRA_VERSION=${var.jira_version}",
     ])
+    execute_command = "chmod +x {{ .Path }}; sudo env {{ .Vars }} {{ .Path }}"
+  }
+
+  # The image check: fails the build (no AMI) unless the built file system is what Jira needs to
+  # start with this stage's settings. After Chef's cleanup, so that leftovers count.
+  provisioner "shell" {
+    script = "${path.root}/scripts/verify-jira-image.sh"
+    environment_vars = [
+      "JIRA_VERSION=${var.jira_version}",
+      "JVM_MINIMUM_MEMORY=${local.jvm.minimum_memory}",
+      "JVM_MAXIMUM_MEMORY=${local.jvm.maximum_memory}",
+    ]
     execute_command = "chmod +x {{ .Path }}; sudo env {{ .Vars }} {{ .Path }}"
   }
 

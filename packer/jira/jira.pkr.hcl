@@ -8,6 +8,9 @@ locals {
   ami_name        = "jira-images-${local.stage}-${var.jira_version}-${formatdate("YYYYMMDDhhmmss", local.build_time)}"
   ami_description = "jira-images ${local.stage}: Jira Software ${var.jira_version} (inputs ${var.inputs_hash})"
   installer       = "atlassian-jira-software-${var.jira_version}.tar.gz"
+  # The heap the image check expects: the cookbook's defaults (attributes/default.rb), which the
+  # jira-base role keeps.
+  jvm = { minimum_memory = "1024m", maximum_memory = "2048m" }
 
   stage_lineage_tags = {
     "jira-images:jira-version"   = var.jira_version
@@ -60,6 +63,18 @@ build {
       "JIRA_VERSION=${var.jira_version}",
       "JIRA_INSTALLER_DIR=${local.workspace}/files",
     ])
+    execute_command = "chmod +x {{ .Path }}; sudo env {{ .Vars }} {{ .Path }}"
+  }
+
+  # The image check: fails the build (no AMI) unless the built file system is what Jira needs to
+  # start with this stage's settings. After Chef's cleanup, so that leftovers count.
+  provisioner "shell" {
+    script = "${path.root}/scripts/verify-jira-image.sh"
+    environment_vars = [
+      "JIRA_VERSION=${var.jira_version}",
+      "JVM_MINIMUM_MEMORY=${local.jvm.minimum_memory}",
+      "JVM_MAXIMUM_MEMORY=${local.jvm.maximum_memory}",
+    ]
     execute_command = "chmod +x {{ .Path }}; sudo env {{ .Vars }} {{ .Path }}"
   }
 

@@ -1,0 +1,1 @@
+../../common/scripts/verify-jira-image.sh
