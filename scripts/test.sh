@@ -1,7 +1,7 @@
 #!/bin/sh
 # npm test: type-check the whole project and run the mocha specs side by side; on two cores this
 # saves most of the time tsc takes on its own. Fails if either fails.
-#   sh scripts/test.sh        every spec, test/real/ included (needs scripts/install-test-tools.sh)
+#   sh scripts/test.sh        every spec, test/real/ included (builds the test tools first: scripts/install-test-tools.sh)
 #   sh scripts/test.sh unit   every spec but test/real/: no real Pulumi CLI or current Packer needed
 set -u
 # The fast tier runs its spec files in parallel (most of its time is spent waiting on child
@@ -11,6 +11,10 @@ case "${1:-all}" in
   unit) ignore="test/real/**" parallel="--parallel --jobs 3" ;;
   *) echo "usage: sh scripts/test.sh [unit]" >&2; exit 2 ;;
 esac
+# The full run builds the real tools it needs first (idempotent: under a second once they exist).
+if [ -z "$ignore" ]; then
+  bash "$(dirname "$0")/install-test-tools.sh" || { echo "npm test: building the test tools failed (scripts/install-test-tools.sh)" >&2; exit 1; }
+fi
 # A hung runner or validation must fail the run, not hang it: the whole run has a wall-clock limit.
 limit="${TEST_WALL_CLOCK_LIMIT_SECONDS:-900}"
 tsc_log=$(mktemp)
