@@ -7,37 +7,9 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { JiraImagesError } from "../src/errors.ts";
 import { parseMachineReadable } from "../src/machine-readable.ts";
-import { parseArgs } from "../src/runner/args.ts";
 import { imagesLeftBehind, validAmiPairs } from "../src/runner/image.ts";
-import { runStage, StageFailure } from "../src/runner/run.ts";
-import type { StageResult } from "../src/runner/result.ts";
-import { FAKE_PACKER, LOGS, makeTemplate, readRecord, tempDir } from "./fixtures/fake-packer-harness.ts";
-
-interface Outcome {
-  result?: StageResult;
-  error?: string;
-  exitCode?: number;
-}
-
-async function run(argv: string[], env: Record<string, string>): Promise<Outcome> {
-  const parsed = parseArgs(argv);
-  if (parsed.kind !== "run") throw new Error("not a run");
-  try {
-    const result = await runStage(parsed.args, {
-      cwd: process.cwd(),
-      env: { ...process.env, PACKER_BIN: FAKE_PACKER, ...env },
-      stderr: () => undefined,
-      signals: { onSignal: () => undefined },
-    });
-    return { result };
-  } catch (error) {
-    if (error instanceof StageFailure) return { error: [error.message, ...error.details].join("\n"), exitCode: error.exitCode };
-    if (error instanceof JiraImagesError) return { error: error.message };
-    throw error;
-  }
-}
+import { type InProcessRun as Outcome, LOGS, runInProcess as run, makeTemplate, readRecord, tempDir } from "./fixtures/fake-packer-harness.ts";
 
 /** Machine-readable lines as Packer writes them (commas and newlines escaped). */
 function machine(records: Array<[string, string, ...string[]]>): string {

@@ -5,39 +5,7 @@
 import assert from "node:assert/strict";
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { JiraImagesError } from "../src/errors.ts";
-import { parseArgs } from "../src/runner/args.ts";
-import { runStage, StageFailure } from "../src/runner/run.ts";
-import type { StageResult } from "../src/runner/result.ts";
-import { FAKE_PACKER, LOGS, lfsPointerText, makeTemplate, readRecord, tempDir } from "./fixtures/fake-packer-harness.ts";
-
-interface Outcome {
-  result?: StageResult;
-  /** `<code>: <message>` plus detail lines, as the CLI prints them. */
-  error?: string;
-  exitCode?: number;
-  stderr: string[];
-}
-
-async function run(argv: string[], env: Record<string, string> = {}, cwd = process.cwd()): Promise<Outcome> {
-  const stderr: string[] = [];
-  const parsed = parseArgs(argv);
-  assert.equal(parsed.kind, "run");
-  if (parsed.kind !== "run") throw new Error("unreachable");
-  try {
-    const result = await runStage(parsed.args, {
-      cwd,
-      env: { ...process.env, PACKER_BIN: FAKE_PACKER, ...env },
-      stderr: (line) => stderr.push(line),
-      signals: { onSignal: () => undefined },
-    });
-    return { result, stderr };
-  } catch (error) {
-    if (error instanceof StageFailure) return { error: [error.message, ...error.details].join("\n"), exitCode: error.exitCode, stderr };
-    if (error instanceof JiraImagesError) return { error: error.message, stderr };
-    throw error;
-  }
-}
+import { type InProcessRun as Outcome, LOGS, runInProcess as run, lfsPointerText, makeTemplate, readRecord, tempDir } from "./fixtures/fake-packer-harness.ts";
 
 describe("stage runner (in-process, stand-in packer)", function () {
   this.timeout(40_000);

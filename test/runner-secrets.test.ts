@@ -8,37 +8,8 @@ import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
-import { JiraImagesError } from "../src/errors.ts";
-import { parseArgs } from "../src/runner/args.ts";
 import { CredentialScanner, knownSecretValues, Redactor } from "../src/runner/redact.ts";
-import { runStage, StageFailure } from "../src/runner/run.ts";
-import type { StageResult } from "../src/runner/result.ts";
-import { FAKE_PACKER, LOGS, makeTemplate, tempDir } from "./fixtures/fake-packer-harness.ts";
-
-interface Outcome {
-  result?: StageResult;
-  error?: string;
-  stderr: string[];
-}
-
-async function run(argv: string[], env: Record<string, string>): Promise<Outcome> {
-  const stderr: string[] = [];
-  const parsed = parseArgs(argv);
-  if (parsed.kind !== "run") throw new Error("not a run");
-  try {
-    const result = await runStage(parsed.args, {
-      cwd: process.cwd(),
-      env: { ...process.env, PACKER_BIN: FAKE_PACKER, ...env },
-      stderr: (line) => stderr.push(line),
-      signals: { onSignal: () => undefined },
-    });
-    return { result, stderr };
-  } catch (error) {
-    if (error instanceof StageFailure) return { error: [error.message, ...error.details].join("\n"), stderr };
-    if (error instanceof JiraImagesError) return { error: error.message, stderr };
-    throw error;
-  }
-}
+import { type InProcessRun as Outcome, LOGS, runInProcess as run, makeTemplate, tempDir } from "./fixtures/fake-packer-harness.ts";
 
 function logText(dir: string): string {
   const files = readdirSync(dir).filter((f) => f.endsWith(".log"));
