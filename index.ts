@@ -10,6 +10,13 @@ import { environmentSecret } from "./src/iam.ts";
 import { PublicSharingBlock } from "./src/public-access.ts";
 import { describeProblem, preflightError, stackPreflight } from "./src/preflight.ts";
 import { stackStages } from "./stages/index.ts";
+import { PromotedImage, checkPin, describePromotion, readSourceImages, resolvePromotion, type PromotionContext } from "./src/promotion.ts";
+
+/** The checked promotion of a pinned stack: the pin first (no resource), then the source stack's outputs. */
+async function promotionOf(ctx: PromotionContext) {
+  checkPin(ctx);
+  return resolvePromotion(ctx, await readSourceImages(ctx.pin.fromStack));
+}
 
 export interface JiraImagesOptions {
   /** Folder holding packer/ and src/runner/; defaults to this file's folder. */
@@ -23,24 +30,31 @@ export interface JiraImagesOptions {
 /**
  * The program: builds the stack's image chain and launches its environment's instances.
  * Pulumi calls this default export and makes its result the stack outputs; tests call it once
- * per stack under runtime mocks.
+ * per stack under runtime mocks. It is async because a promotion reads the source stack's outputs
+ * (and refuses a bad pin) before anything else is declared.
  */
-export default function jiraImages(options: JiraImagesOptions = {}) {
+export default async function jiraImages(options: JiraImagesOptions = {}) {
   const projectRoot = options.projectRoot ?? dirname(fileURLToPath(import.meta.url));
   const stack = pulumi.getStack();
   const config = options.config ?? parseStackConfig(pulumi.runtime.allConfig(), { stack, file: `Pulumi.${stack}.yaml` });
 
   // Everything is checked before the first resource is declared.
   const stages = stackStages(config, projectRoot);
+  const leaf = customStageName(config.environment);
+  const promotion = config.promoted && (await promotionOf({ pin: config.promoted, stack, region: config.region, stages, leaf }));
   const secret = environmentSecret(projectRoot, config.environment);
-  const problems = stackPreflight(stages, projectRoot, options.env ?? process.env);
+  const problems = stackPreflight(promotion?.builds ?? stages, projectRoot, options.env ?? process.env);
   if (problems.length > 0 && !pulumi.runtime.isDryRun()) throw preflightError(stack, problems);
   // A preview runs on (e.g.) a pull request's checkout without git-lfs files: it says, and goes on.
   for (const problem of problems) void pulumi.log.warn(`${describeProblem(problem)} (an up stops here before building anything)`);
-  const leaf = customStageName(config.environment);
 
+  const provider = new aws.Provider(`aws-${config.region}`, { region: config.region });
+  const pinned = promotion && new PromotedImage("promoted", { promotion, stack }, { providers: [provider] });
+  if (promotion) void pulumi.log.info(describePromotion(promotion));
   const pipeline = new ImagePipeline("images", {
-    stages,
+    stages: promotion?.builds ?? stages,
+    promotion,
+    promotedDependsOn: pinned?.tags,
     projectRoot,
     stack: config.stack,
     region: config.region,
@@ -49,7 +63,6 @@ export default function jiraImages(options: JiraImagesOptions = {}) {
   });
   const image = pipeline.stage(leaf);
 
-  const provider = new aws.Provider(`aws-${config.region}`, { region: config.region });
   const environment = new JiraEnvironment(
     config.environment,
     { config, secret, image: { stage: leaf, lineage: lineage(stages, leaf), amiId: image.amiId, inputsHash: image.inputs.inputsHash } },

@@ -5,6 +5,7 @@ import { shellQuote } from "./shell.ts";
 import { amiInRegion, parseStageStdout, type StageResult } from "./runner/result.ts";
 import { NO_PARENT, contentTriggers, parentAmiTrigger, stageInputs, triggerEntries, type StageInputs } from "./inputs-hash.ts";
 import { stageCommandName, type StageDefinition, type VarValue } from "./stages.ts";
+import type { PromotedStage, Promotion } from "./promotion.ts";
 
 function varValue(value: VarValue): string {
   return typeof value === "string" ? value : JSON.stringify(value);
@@ -88,7 +89,17 @@ export interface StageArgs {
   deregisterReplacedImages: boolean;
   /** The Pulumi stack: the delete step removes only images tagged with it. */
   stack: string;
-  parent?: ImageStage;
+  parent?: ParentImage;
+}
+
+/** What a child stage builds on: a stage built here, or a promoted image of another stack. */
+export interface ParentImage {
+  /** AMI in the stack's region. */
+  readonly amiId: pulumi.Output<string>;
+  /** Chained into the child's inputsHash, so that the lineage stays whole. */
+  readonly inputsHash: string;
+  /** The resources the child's build waits for. */
+  readonly dependsOn: pulumi.Resource[];
 }
 
 /** One image build: a `local.Command` running the stage runner, and its parsed result. */
@@ -108,7 +119,7 @@ export class ImageStage extends pulumi.ComponentResource {
     const { definition, projectRoot } = args;
     this.stageName = definition.name;
     this.parentStage = definition.parent;
-    this.inputs = stageInputs(definition, projectRoot, args.parent?.inputs.inputsHash);
+    this.inputs = stageInputs(definition, projectRoot, args.parent?.inputsHash);
     this.parentAmi = args.parent ? args.parent.amiId : pulumi.output(NO_PARENT);
 
     const command = (sourceAmi?: string) =>
@@ -131,7 +142,7 @@ export class ImageStage extends pulumi.ComponentResource {
         // runner's is one small JSON line.
         addPreviousOutputInEnv: true,
       },
-      { parent: this, dependsOn: args.parent ? [args.parent.command] : [] },
+      { parent: this, dependsOn: args.parent?.dependsOn ?? [] },
     );
 
     this.result = this.command.stdout.apply((stdout) => parseStageStdout(definition.name, stdout));
@@ -177,19 +188,31 @@ export interface PipelineArgs {
   deregisterReplacedImages: boolean;
   /** The Pulumi stack (the `stack` var every stage tags its image with). */
   stack: string;
+  /** A promotion: its stages are taken from the source stack, and `stages` holds only those below it. */
+  promotion?: Promotion;
+  /** Waited for by the builds on a promoted image (its pin tags). */
+  promotedDependsOn?: pulumi.Resource[];
 }
 
 /** The stage chain of a stack: one ImageStage per stage, each built from its parent's AMI. */
 export class ImagePipeline extends pulumi.ComponentResource {
   readonly stages: ReadonlyMap<string, ImageStage>;
   readonly amiIds: pulumi.Output<Record<string, string>>;
-  readonly images: pulumi.Output<Record<string, ImageSummary>>;
+  /** A promoted stage's entry is the source stack's, with `promotedFrom`. */
+  readonly images: pulumi.Output<Record<string, ImageSummary | PromotedStage["entry"]>>;
 
   constructor(name: string, args: PipelineArgs, opts?: pulumi.ComponentResourceOptions) {
     super("jira-images:pipeline:ImagePipeline", name, {}, opts);
     const stages = new Map<string, ImageStage>();
+    const promoted = new Map((args.promotion?.lineage ?? []).map((p) => [p.stage, p]));
+    const parentImage = (stage: string): ParentImage | undefined => {
+      const built = stages.get(stage);
+      if (built) return { amiId: built.amiId, inputsHash: built.inputs.inputsHash, dependsOn: [built.command] };
+      const taken = promoted.get(stage);
+      return taken && { amiId: pulumi.output(taken.amiId), inputsHash: taken.entry.inputsHash, dependsOn: args.promotedDependsOn ?? [] };
+    };
     for (const definition of args.stages) {
-      const parent = definition.parent === undefined ? undefined : stages.get(definition.parent);
+      const parent = definition.parent === undefined ? undefined : parentImage(definition.parent);
       if (definition.parent !== undefined && parent === undefined) {
         throw new JiraImagesError("STAGE_UNKNOWN_PARENT", `stage ${definition.name}: parent ${definition.parent} is not declared before it`);
       }
@@ -212,12 +235,17 @@ export class ImagePipeline extends pulumi.ComponentResource {
     }
     this.stages = stages;
     const entries = [...stages.values()];
+    const taken = [...promoted.values()];
     this.amiIds = pulumi
       .all(entries.map((s) => s.amiId))
-      .apply((ids) => Object.fromEntries(entries.map((s, i) => [s.stageName, ids[i]!])));
+      .apply((ids): Record<string, string> =>
+        Object.fromEntries([...taken.map((p) => [p.stage, p.amiId]), ...entries.map((s, i) => [s.stageName, ids[i]!])]),
+      );
     this.images = pulumi
       .all(entries.map(imageSummary))
-      .apply((summaries) => Object.fromEntries(summaries.map((s) => [s.stage, s])));
+      .apply((summaries): Record<string, ImageSummary | PromotedStage["entry"]> =>
+        Object.fromEntries([...taken.map((p) => [p.stage, p.entry] as const), ...summaries.map((s) => [s.stage, s] as const)]),
+      );
     this.registerOutputs({ amiIds: this.amiIds, images: this.images });
   }
 

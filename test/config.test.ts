@@ -232,6 +232,9 @@ describe("stack config", () => {
       assertConfigError({ promoted: '{"from":"dev","stage":"jira"}' }, /promoted: Unrecognized key: "from"|promoted\.from/);
       assertConfigError({ promoted: '"dev"' }, /jira-images:promoted must be/);
     });
+    it("prod takes jira from dev, not promoted yet until `promote` writes the amiId", () => {
+      assert.deepEqual(loadStackConfigFile(PROJECT_ROOT, "prod").promoted, { fromStack: "dev", stage: "jira" });
+    });
     it("rejects a pin that takes the stage from the stack itself", () => {
       assertConfigError({ promoted: '{"fromStack":"dev","stage":"jira"}' }, /jira-images:promoted takes jira from dev, which is this stack itself/);
       assertConfigError({ promoted: '{"fromStack":"organization/jira-images/dev","stage":"jira"}' }, /which is this stack itself/);

@@ -68,6 +68,8 @@ describe("end to end: the program's own commands through the real runner and the
     const env = { ...process.env, PACKER_BIN: FAKE_PACKER, FAKE_PACKER_RECORD: record, PKR_VAR_ssh_source_cidrs: '["192.0.2.10/32"]' };
     run = await runProgram({
       stack: "prod",
+      // The whole chain, as a stack without a promotion pin builds it (prod's own pin takes jira from dev).
+      without: ["jira-images:promoted"],
       projectRoot: root,
       stdout: async (stage, create, dir) => {
         const result = await runAsProvider(create, dir, env);

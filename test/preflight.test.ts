@@ -84,15 +84,15 @@ describe("preflight: every sure failure before anything is declared (src/preflig
 describe("preflight in the program (runtime mocks)", () => {
   it("up: stops with one PREFLIGHT_FAILED error listing every problem, before declaring any resource", async () => {
     const root = projectCopy({ installer: false });
-    rmSync(join(root, "packer/custom/prod.pkrvars.hcl"));
-    const run = await runProgram({ stack: "prod", projectRoot: root, env: SPLIT_INTERNET });
+    rmSync(join(root, "packer/custom/dev.pkrvars.hcl"));
+    const run = await runProgram({ stack: "dev", projectRoot: root, env: SPLIT_INTERNET });
     assert.equal(run.resources.length, 0);
     const message = String((run.error as Error).message);
-    assert.match(message, /^PREFLIGHT_FAILED: stack prod: 4 problems stop the build before anything is built or launched:\n/);
+    assert.match(message, /^PREFLIGHT_FAILED: stack dev: 4 problems stop the build before anything is built or launched:\n/);
     const lines = message.split("\n").slice(1);
     assert.deepEqual(lines.map((l) => l.trim().split(" ").slice(0, 2).join(" ")), [
       `REQUIRED_FILE_MISSING ${INSTALLER}`,
-      "VAR_FILE_MISSING packer/custom/prod.pkrvars.hcl",
+      "VAR_FILE_MISSING packer/custom/dev.pkrvars.hcl",
       "SSH_CIDRS_INVALID PKR_VAR_ssh_source_cidrs:",
       "SSH_CIDRS_INVALID PKR_VAR_ssh_source_cidrs:",
     ]);

@@ -46,6 +46,8 @@ export interface RecordedResource {
 
 export interface ProgramRun {
   resources: RecordedResource[];
+  /** Names of the stacks read through a StackReference. */
+  references: string[];
   calls: string[];
   outputs: Record<string, { known: boolean; value: unknown }>;
   /** Error the program or one of its outputs failed with, if any. */
@@ -127,6 +129,41 @@ export interface RunOptions {
   projectRoot?: string;
   /** The program's environment; defaults to BUILDER_ENV. */
   env?: NodeJS.ProcessEnv;
+  /** Outputs of the stacks a StackReference may name; defaults to `dev` as sourceStackOutputs makes it. */
+  sources?: Record<string, Record<string, unknown>>;
+  /**
+   * A stack file's pin without amiId gets the source image's AMI in the stack's region, as after
+   * the first `promote` (default true); false runs the stack file as it is.
+   */
+  promoted?: boolean;
+}
+
+/**
+ * What the program exports for `stack` (every stage of base ▶ jira ▶ custom-<stack>, in `regions`),
+ * with the image test result `tests` on every entry (null: no `tests` entry, as images built before
+ * image tests): a source of promotions.
+ */
+export function sourceStackOutputs(stack: string, regions: readonly string[] = ["eu-west-1"], tests: unknown = { passed: true, count: 7 }) {
+  const chain: Array<[string, string | null]> = [["base", null], ["jira", "base"], [`custom-${stack}`, "jira"]];
+  const images = Object.fromEntries(
+    chain.map(([stage, parentStage]) => {
+      const amis = Object.fromEntries([...regions].sort().map((r) => [r, fakeAmi(`${stack}:${stage}`, r)]));
+      const parentAmi = parentStage === null ? "none" : fakeAmi(`${stack}:${parentStage}`, regions[0]!);
+      const entry = {
+        stage,
+        amiId: amis[regions[0]!]!,
+        amis,
+        regions: Object.keys(amis),
+        parentStage,
+        parentAmi,
+        inputsHash: `sha256:${createHash("sha256").update(`${stack}:${stage}`).digest("hex")}`,
+        triggers: [`parentAmi=${parentAmi}`],
+        logFile: `.packer-logs/${stage}/packer-20250101T000000Z.log`,
+      };
+      return [stage, tests === null ? entry : { ...entry, tests }];
+    }),
+  );
+  return { images, amiIds: Object.fromEntries(Object.entries(images).map(([stage, image]) => [stage, image.amiId])) };
 }
 
 /** What a user exports before an `up` (README: Set-up): the builder's own address. */
@@ -154,15 +191,27 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
   const projectRoot = options.projectRoot ?? (sharedCheckout ??= projectCopy());
   const raw = { ...readStackFileConfig(PROJECT_ROOT, options.stack), ...options.config };
   for (const key of options.without ?? []) delete raw[key];
+  const sources: Record<string, Record<string, unknown>> = options.sources ?? { dev: sourceStackOutputs("dev") };
+  const pin = raw[`${PROJECT}:promoted`] === undefined ? {} : JSON.parse(raw[`${PROJECT}:promoted`]!);
+  if ((options.promoted ?? true) && pin.fromStack !== undefined && pin.amiId === undefined && options.config?.[`${PROJECT}:promoted`] === undefined) {
+    const images = (sources[pin.fromStack]?.images ?? {}) as Record<string, { amis: Record<string, string> }>;
+    raw[`${PROJECT}:promoted`] = JSON.stringify({ ...pin, amiId: images[pin.stage]?.amis[raw[`${PROJECT}:region`]!] });
+  }
   const regions = [raw[`${PROJECT}:region`]!, ...JSON.parse(raw[`${PROJECT}:amiRegions`] ?? "[]")] as string[];
   const stdout = options.stdout ?? ((stage: string) => runnerStdout(stage, regions));
 
   const resources: RecordedResource[] = [];
+  const references: string[] = [];
   const calls: string[] = [];
   await pulumi.runtime.setMocks(
     {
       async newResource(args) {
         const id = `${args.name}-id`;
+        if (args.type === "pulumi:pulumi:StackReference") {
+          const name = String(args.inputs.name);
+          references.push(name);
+          return { id: name, state: { name, outputs: sources[name] ?? {}, secretOutputNames: [] } };
+        }
         if (args.type === "command:local:Command") {
           // In a preview the command does not run: its stdout stays unknown.
           if (options.preview) return { id: undefined as unknown as string, state: args.inputs };
@@ -222,7 +271,7 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
 
   pulumi.runtime.setAllConfig(raw);
   const { default: jiraImages } = await import("../../index.ts");
-  const run: ProgramRun = { resources, calls, outputs: {} };
+  const run: ProgramRun = { resources, references, calls, outputs: {} };
   // A value that fails inside an apply and feeds a resource input surfaces as an unhandled
   // rejection (the CLI then fails the program) while the resource's outputs never settle.
   let failed: (reason: unknown) => void = () => {};
@@ -230,7 +279,7 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
   unhandled.catch(() => {});
   process.on("unhandledRejection", failed);
   try {
-    const outputs = jiraImages({ projectRoot, env: options.env ?? BUILDER_ENV });
+    const outputs = await Promise.race([jiraImages({ projectRoot, env: options.env ?? BUILDER_ENV }), unhandled]);
     for (const [key, value] of Object.entries(outputs)) run.outputs[key] = await Promise.race([settle(value), unhandled]);
   } catch (err) {
     run.error = err;
