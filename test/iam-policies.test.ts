@@ -47,6 +47,8 @@ const INVOKE_ACTIONS: Record<string, string[]> = {
 const RESOURCE_ACTIONS: Record<string, string[]> = {
   "command:local:Command": ["ec2:RunInstances", "ec2:CreateImage", "ec2:RegisterImage", "ec2:CopyImage", "ec2:CreateKeyPair", "ec2:DeleteKeyPair", "ec2:CreateSecurityGroup", "ec2:AuthorizeSecurityGroupIngress", "ec2:DeleteSecurityGroup", "ec2:CreateTags", "ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute", "ec2:StopInstances", "ec2:TerminateInstances", "ec2:DeregisterImage", "ec2:DeleteSnapshot", "ec2:DescribeImages", "ec2:DescribeSnapshots"],
   "pulumi:providers:aws": ["sts:GetCallerIdentity"],
+  // The pin tags of a promotion (src/promotion.ts), on the source stack's AMIs.
+  "aws:ec2/tag:Tag": ["ec2:CreateTags", "ec2:DeleteTags", "ec2:DescribeTags"],
   "aws:ec2/instance:Instance": ["ec2:RunInstances", "ec2:TerminateInstances", "ec2:DescribeInstances", "ec2:DescribeInstanceAttribute", "ec2:DescribeInstanceCreditSpecifications", "ec2:DescribeInstanceTypes", "ec2:ModifyInstanceAttribute", "ec2:ModifyInstanceMetadataOptions", "ec2:DescribeVolumes", "ec2:CreateTags", "ec2:DeleteTags", "iam:PassRole"],
   "aws:ec2/securityGroup:SecurityGroup": ["ec2:CreateSecurityGroup", "ec2:DeleteSecurityGroup", "ec2:DescribeSecurityGroups", "ec2:RevokeSecurityGroupEgress", "ec2:DescribeNetworkInterfaces", "ec2:CreateTags"],
   "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DescribeSecurityGroupRules", "ec2:ModifySecurityGroupRules"],

@@ -73,7 +73,7 @@ describe("promote (Automation API stubbed)", () => {
     const after = readFileSync(h.prodFile, "utf8");
     assert.ok(after.startsWith(before), "comments and order kept: the pin is appended");
     assert.deepEqual(parse(after).config["jira-images:promoted"], { fromStack: "dev", stage: "jira", amiId: JIRA });
-    assert.match(stdout, new RegExp(`^promote: Pulumi\\.prod\\.yaml: jira-images:promoted now pins dev's jira ${JIRA} \\(tests passed, 14\\) \\(it had no promotion before\\)$`, "m"));
+    assert.match(stdout, new RegExp(`^promote: Pulumi\\.prod\\.yaml: jira-images:promoted now pins dev's jira ${JIRA} \\(tests passed, 14\\) \\(before: dev's jira, nothing promoted yet\\)$`, "m"));
     assert.match(stdout, /^The next `npm run pipeline -- up --stack prod`:$/m);
     assert.match(stdout, new RegExp(`^ {2}jira {9}promoted from dev ${JIRA} \\(tests passed, 14\\)$`, "m"));
     assert.match(stdout, new RegExp(`^ {2}base {9}dev's ${BASE} `, "m"));

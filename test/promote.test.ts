@@ -19,7 +19,8 @@ function edit(text: string, value: Record<string, string> = pin) {
 
 describe("promotion pin in a stack file (yaml Document edit)", () => {
   it("adds the pin at the end of config: with a comment, every line of the file kept in place", () => {
-    const original = readFileSync(join(ROOT, "Pulumi.prod.yaml"), "utf8");
+    // A stack file without a pin (Pulumi.prod.yaml has one, without amiId).
+    const original = readFileSync(join(ROOT, "Pulumi.dev.yaml"), "utf8");
     const result = edit(original);
     assert.equal(result.changed, true);
     assert.equal(result.previous, undefined);
