@@ -33,7 +33,7 @@ describe("promotion: prod takes jira from dev (runtime mocks)", () => {
   it("builds custom-prod on the pinned AMI, after tagging it", () => {
     const { inputs, dependencies } = commandOf(run, "custom-prod");
     assert.equal(commandVars(inputs.create).source_ami, devJira);
-    assert.equal(inputs.triggers[4], `parentAmi=${devJira}`);
+    assert.equal(inputs.triggers[5], `parentAmi=${devJira}`);
     for (const tag of byType(run, TAG)) assert.ok(dependencies.includes(tag.urn), `custom-prod waits for ${tag.name}`);
   });
 
@@ -71,8 +71,8 @@ describe("promotion: prod takes jira from dev (runtime mocks)", () => {
     const moved = await runProgram({ stack: "prod", sources: { dev: next }, config: pin(next.images.jira!.amis[REGION]) });
     assert.equal(moved.error, undefined, String(moved.error));
     const [before, after] = [run, moved].map((r) => commandOf(r, "custom-prod").inputs.triggers as string[]);
-    assert.deepEqual(before!.slice(0, 4), after!.slice(0, 4), "the content triggers stay");
-    assert.notEqual(before![4], after![4]);
+    assert.deepEqual(before!.slice(0, 5), after!.slice(0, 5), "the content triggers stay");
+    assert.notEqual(before![5], after![5]);
   });
 });
 
@@ -89,7 +89,7 @@ describe("promotion: what a preview and an up without jira's files show (runtime
     }
     assert.equal(run.error, undefined, String(run.error));
     assert.ok(lines.some((l) => l.includes(`jira: promoted from dev ${devJira} (tests passed, 7); custom-prod builds on it`)), lines.join("\n"));
-    assert.equal(commandOf(run, "custom-prod").inputs.triggers[4], `parentAmi=${devJira}`, "the diff names the pin's AMI");
+    assert.equal(commandOf(run, "custom-prod").inputs.triggers[5], `parentAmi=${devJira}`, "the diff names the pin's AMI");
   });
 
   it("an up needs no Jira installer in the checkout: prod never builds jira", async () => {
