@@ -42,6 +42,7 @@ function deps(projectRoot: string, stderr: (text: string) => void): DriverDeps {
     heartbeatMs: 60_000,
     interruptGraceMs: 2_000,
     plan: async () => 0,
+    prune: async () => 0,
   };
 }
 
@@ -119,7 +120,7 @@ describe("driver as a command-line tool (real CLI)", function () {
     for (const [i, argv] of cases.entries()) {
       const result = results[i]!;
       assert.equal(result.code, 0, `${argv.join(" ")}: ${result.stderr}`);
-      assert.match(result.stdout, /^usage: npm run pipeline -- <plan\|preview\|up\|destroy\|outputs> --stack <dev\|prod>/);
+      assert.match(result.stdout, /^usage: npm run pipeline -- <plan\|preview\|up\|destroy\|outputs[|a-z]*> --stack <dev\|prod>/);
       assert.equal(result.stderr, "");
     }
   });

@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import { JiraImagesError } from "../errors.ts";
 
 /** Commands that act on one stack (`--stack`). */
-export const STACK_COMMANDS = ["plan", "preview", "up", "destroy", "outputs"] as const;
+export const STACK_COMMANDS = ["plan", "preview", "up", "destroy", "outputs", "prune"] as const;
 export type StackCommand = (typeof STACK_COMMANDS)[number];
 export const COMMANDS = [...STACK_COMMANDS] as const;
 export type DriverCommand = (typeof COMMANDS)[number];
@@ -17,7 +17,21 @@ export interface StackCommandArgs {
   verbose: boolean;
   /** `destroy` terminates the stack's instances: it is never run without this explicit consent. */
   yes: boolean;
+  /** Only for `prune`. */
+  prune?: PruneOptions;
 }
+
+export interface PruneOptions {
+  /** Keep the newest N images of each stage per region. */
+  keep: number;
+  /** Keep every image younger than this many days. */
+  olderThanDays: number;
+  /** Remove (otherwise a dry run). */
+  apply: boolean;
+}
+
+export const PRUNE_DEFAULTS = { keep: 3, olderThanDays: 30 } as const;
+export const PRUNE_DEFAULT_OPTIONS: PruneOptions = { ...PRUNE_DEFAULTS, apply: false };
 
 export type DriverArgs = StackCommandArgs;
 
@@ -27,6 +41,7 @@ const COMMAND_HELP: Record<DriverCommand, string> = {
   up: "build the stages that changed and deploy the stack",
   destroy: "destroy the stack's resources (needs --yes)",
   outputs: "print the stack outputs as JSON on stdout",
+  prune: "list the stack's old images no stack or instance uses (dry run); --apply removes them",
 };
 
 interface OptionSpec {
@@ -44,6 +59,9 @@ const OPTIONS = {
   format: { type: "string", value: "<text|markdown>", help: "Markdown table + Mermaid graph for a PR comment", commands: ["plan"] },
   verbose: { type: "boolean", help: "also show the Pulumi CLI's own output on stderr", commands: ["preview", "up", "destroy"] },
   yes: { type: "boolean", help: "confirm destroy", commands: ["destroy"] },
+  keep: { type: "string", value: "<n>", help: `keep the newest n images of each stage per region (${PRUNE_DEFAULTS.keep})`, commands: ["prune"] },
+  "older-than": { type: "string", value: "<days>", help: `keep images younger than this (${PRUNE_DEFAULTS.olderThanDays})`, commands: ["prune"] },
+  apply: { type: "boolean", help: "deregister the images and delete their snapshots", commands: ["prune"] },
 } as const satisfies Record<string, OptionSpec>;
 type OptionName = keyof typeof OPTIONS;
 
@@ -108,5 +126,27 @@ export function parseDriverArgs(argv: readonly string[]): DriverArgs {
   if (format !== undefined && format !== "text" && format !== "markdown") {
     throw usageError(`--format must be text or markdown, not "${format}"`);
   }
-  return { command, stack, format: format ?? "text", verbose: values.verbose ?? false, yes: values.yes ?? false };
+  return {
+    command,
+    stack,
+    format: format ?? "text",
+    verbose: values.verbose ?? false,
+    yes: values.yes ?? false,
+    ...(command === "prune"
+      ? {
+          prune: {
+            keep: count("--keep", values.keep, 0) ?? PRUNE_DEFAULTS.keep,
+            // A day at least: an image an `up` has just made is in no state until that `up` ends.
+            olderThanDays: count("--older-than", values["older-than"]?.replace(/d$/, ""), 1) ?? PRUNE_DEFAULTS.olderThanDays,
+            apply: values.apply ?? false,
+          },
+        }
+      : {}),
+  };
+}
+
+function count(flag: string, value: string | undefined, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d{1,5}$/.test(value) || Number(value) < min) throw usageError(`${flag} must be a whole number from ${min}, not "${value}"`);
+  return Number(value);
 }
