@@ -15,6 +15,7 @@ import {
 import { runPipeline, type DriverDeps } from "../src/driver/run.ts";
 import { JiraImagesError } from "../src/errors.ts";
 import type { StackHandle, StackRequest } from "../src/driver/workspace.ts";
+import { runPromote } from "../src/driver/promote-command.ts";
 
 /**
  * `createCommandError` and `CommandResult` are exported at runtime but marked @internal (absent
@@ -129,6 +130,7 @@ function harness(options: {
     interruptGraceMs: 20,
     plan: async () => 0,
     prune: async () => 0,
+    promote: runPromote,
   };
   return h;
 }
