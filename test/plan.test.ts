@@ -159,9 +159,17 @@ describe("offline rebuild plan", () => {
       resource.outputs.stdout = JSON.stringify({ ...result, amiId: copy, region: "eu-central-1", amis: { "eu-central-1": copy, "eu-west-1": result.amiId } });
     }
     writeFileSync(file, JSON.stringify(checkpoint));
-    const { stdout } = await plan(root, { stack: "prod" });
-    assert.match(line(stdout, "jira"), new RegExp(`\\[now ${AMI.jira}\\]`));
-    assert.doesNotMatch(stdout, new RegExp(copies.jira!));
+    // A prod that builds its own jira: without Pulumi.prod.yaml's promotion pin.
+    const prodFile = join(root, "Pulumi.prod.yaml");
+    const original = readFileSync(prodFile, "utf8");
+    writeFileSync(prodFile, original.slice(0, original.indexOf("  # Prod builds only custom-prod")));
+    try {
+      const { stdout } = await plan(root, { stack: "prod" });
+      assert.match(line(stdout, "jira"), new RegExp(`\\[now ${AMI.jira}\\]`));
+      assert.doesNotMatch(stdout, new RegExp(copies.jira!));
+    } finally {
+      writeFileSync(prodFile, original);
+    }
   });
 
   it("lists what would stop an up as blockers: a fresh clone's missing installer, an unset builder address", async () => {
