@@ -25,6 +25,9 @@ locals {
     "jira-images:build-time"      = local.build_time
     "jira-images:build-region"    = "{{ .BuildRegion }}"
     "jira-images:managed-by"      = "packer"
+    # The image tests ran last on the build instance: an AMI exists only when every check passed.
+    "jira-images:tests"       = "passed"
+    "jira-images:tests-count" = format("%d", var.image_tests_count)
   })
 
   run_tags = merge(local.stage_run_tags, {
