@@ -161,6 +161,16 @@ export function parentAmiTrigger(parentAmi: string): string {
   return `parentAmi=${parentAmi}`;
 }
 
+/**
+ * The extra trigger of a root stage whose OS image is resolved at preview time (resolveSourceAmi):
+ * a newly published image changes it, which rebuilds the stage and so every stage below it.
+ */
+export const SOURCE_IMAGE_TRIGGER = "sourceImage";
+
+export function sourceImageTrigger(ami: string): string {
+  return `${SOURCE_IMAGE_TRIGGER}=${ami}`;
+}
+
 export interface PlannedStage extends StageInputs {
   /** Trigger entries with `parentAmi=<parent-ami>` (unknown offline) or `parentAmi=none` for a root stage. */
   readonly triggers: readonly string[];
