@@ -114,6 +114,15 @@ describe("offline rebuild plan", () => {
     assert.match(line(stdout, "custom-dev"), /REBUILD\s+workspace changed/);
   });
 
+  it("a changed check of the jira image tests rebuilds the stages that run it, as tests, not base", async () => {
+    writeCheckpoint(root, "dev");
+    appendFileSync(join(root, "packer/common/image-tests/jira.sh"), "\n# changed\n");
+    const { stdout } = await plan(root);
+    assert.match(line(stdout, "base"), /keep/);
+    assert.match(line(stdout, "jira"), /REBUILD\s+tests changed/);
+    assert.match(line(stdout, "custom-dev"), /REBUILD\s+tests changed/);
+  });
+
   it("a base template change rebuilds base and its descendants follow", async () => {
     writeCheckpoint(root, "dev", { gzip: true });
     appendFileSync(join(root, "packer/base/base.pkr.hcl"), "\n# changed\n");
