@@ -9,6 +9,7 @@ import { JiraEnvironment } from "./src/instances.ts";
 import { environmentSecret } from "./src/iam.ts";
 import { PublicSharingBlock } from "./src/public-access.ts";
 import { describeProblem, preflightError, stackPreflight } from "./src/preflight.ts";
+import { resolveSourceImage } from "./src/source-image.ts";
 import { stackStages } from "./stages/index.ts";
 import { PromotedImage, checkPin, describePromotion, readSourceImages, resolvePromotion, type PromotionContext } from "./src/promotion.ts";
 
@@ -60,6 +61,8 @@ export default async function jiraImages(options: JiraImagesOptions = {}) {
     region: config.region,
     timeoutSeconds: config.buildTimeoutSeconds,
     deregisterReplacedImages: config.deregisterReplacedImages,
+    // A promoted stack builds no root stage: no OS image to look up.
+    sourceImage: promotion ? undefined : resolveSourceImage(config, provider),
   });
   const image = pipeline.stage(leaf);
 

@@ -49,6 +49,8 @@ export interface ProgramRun {
   /** Names of the stacks read through a StackReference. */
   references: string[];
   calls: string[];
+  /** Every invoke's arguments, by token. */
+  callArgs: Array<{ token: string; inputs: Record<string, unknown> }>;
   outputs: Record<string, { known: boolean; value: unknown }>;
   /** Error the program or one of its outputs failed with, if any. */
   error?: unknown;
@@ -138,6 +140,8 @@ export interface RunOptions {
    * the first `promote` (default true); false runs the stack file as it is.
    */
   promoted?: boolean;
+  /** What aws.ec2.getAmi finds (resolveSourceAmi); an Error makes the lookup fail. */
+  sourceImage?: string | Error;
 }
 
 /**
@@ -210,6 +214,7 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
   const resources: RecordedResource[] = [];
   const references: string[] = [];
   const calls: string[] = [];
+  const callArgs: ProgramRun["callArgs"] = [];
   await pulumi.runtime.setMocks(
     {
       async newResource(args) {
@@ -240,6 +245,12 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
       },
       call(args) {
         calls.push(args.token);
+        callArgs.push({ token: args.token, inputs: args.inputs });
+        if (args.token === "aws:ec2/getAmi:getAmi") {
+          const found = options.sourceImage ?? "ami-0a1b2c3d4e5f60718";
+          if (found instanceof Error) throw found;
+          return { id: found, imageId: found, name: "al2023-ami-2023.6.20260101.0-kernel-6.1-x86_64" };
+        }
         if (args.token === "aws:ec2/getVpc:getVpc") return { id: "vpc-0d0e0f0a0b0c0d0e0", cidrBlock: "172.31.0.0/16" };
         if (args.token === "aws:ec2/getSubnets:getSubnets") return { ids: ["subnet-0bbbbbbbbbbbbbbbb", "subnet-0aaaaaaaaaaaaaaaa"] };
         if (args.token === "aws:ec2/getSubnet:getSubnet") {
@@ -278,7 +289,7 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
 
   pulumi.runtime.setAllConfig(raw);
   const { default: jiraImages } = await import("../../index.ts");
-  const run: ProgramRun = { resources, references, calls, outputs: {} };
+  const run: ProgramRun = { resources, references, calls, callArgs, outputs: {} };
   // A value that fails inside an apply and feeds a resource input surfaces as an unhandled
   // rejection (the CLI then fails the program) while the resource's outputs never settle.
   let failed: (reason: unknown) => void = () => {};
