@@ -32,7 +32,7 @@ export interface StageDefinition {
 }
 
 /** Variables the pipeline or the runner set; a stage declaring them is a mistake. */
-const PIPELINE_VARS: ReadonlySet<string> = new Set(["inputs_hash", "manifest_path"]);
+const PIPELINE_VARS: ReadonlySet<string> = new Set(["inputs_hash", "manifest_path", "run_id"]);
 
 /** The stage that builds environment `env`'s image. */
 export function customStageName(env: string): string {
