@@ -1,11 +1,15 @@
+import { parseArgs } from "node:util";
 import { JiraImagesError } from "../errors.ts";
 
-export const COMMANDS = ["plan", "preview", "up", "destroy", "outputs"] as const;
+/** Commands that act on one stack (`--stack`). */
+export const STACK_COMMANDS = ["plan", "preview", "up", "destroy", "outputs"] as const;
+export type StackCommand = (typeof STACK_COMMANDS)[number];
+export const COMMANDS = [...STACK_COMMANDS] as const;
 export type DriverCommand = (typeof COMMANDS)[number];
 export type PlanFormat = "text" | "markdown";
 
-export interface DriverArgs {
-  command: DriverCommand;
+export interface StackCommandArgs {
+  command: StackCommand;
   stack: string;
   /** Only meaningful for `plan`. */
   format: PlanFormat;
@@ -15,17 +19,47 @@ export interface DriverArgs {
   yes: boolean;
 }
 
-export const USAGE = `usage: npm run pipeline -- <plan|preview|up|destroy|outputs> --stack <dev|prod> [options]
-  plan      which stages would rebuild and why (offline: no Pulumi CLI, no AWS)
-  preview   pulumi preview --diff through the Automation API
-  up        build the stages that changed and deploy the stack
-  destroy   destroy the stack's resources (needs --yes)
-  outputs   print the stack outputs as JSON on stdout
-options:
-  --stack <name>               stack (a Pulumi.<name>.yaml must exist)
-  --format <text|markdown>     plan only: Markdown table + Mermaid graph for a PR comment
-  --verbose                    also show the Pulumi CLI's own output on stderr
-  --yes                        confirm destroy`;
+export type DriverArgs = StackCommandArgs;
+
+const COMMAND_HELP: Record<DriverCommand, string> = {
+  plan: "which stages would rebuild and why (offline: no Pulumi CLI, no AWS)",
+  preview: "pulumi preview --diff through the Automation API",
+  up: "build the stages that changed and deploy the stack",
+  destroy: "destroy the stack's resources (needs --yes)",
+  outputs: "print the stack outputs as JSON on stdout",
+};
+
+interface OptionSpec {
+  type: "string" | "boolean";
+  /** Placeholder of a string option's value in the usage. */
+  value?: string;
+  help: string;
+  /** The commands that accept it; any other command refuses it by name. */
+  commands: readonly DriverCommand[];
+}
+
+/** Every option of every command: parseArgs reads them all, then each command's list is enforced. */
+const OPTIONS = {
+  stack: { type: "string", value: "<name>", help: "stack (a Pulumi.<name>.yaml must exist)", commands: STACK_COMMANDS },
+  format: { type: "string", value: "<text|markdown>", help: "Markdown table + Mermaid graph for a PR comment", commands: ["plan"] },
+  verbose: { type: "boolean", help: "also show the Pulumi CLI's own output on stderr", commands: ["preview", "up", "destroy"] },
+  yes: { type: "boolean", help: "confirm destroy", commands: ["destroy"] },
+} as const satisfies Record<string, OptionSpec>;
+type OptionName = keyof typeof OPTIONS;
+
+function optionUsage(name: OptionName): string {
+  const spec: OptionSpec = OPTIONS[name];
+  const flag = spec.value ? `--${name} ${spec.value}` : `--${name}`;
+  const only = spec.commands.length < COMMANDS.length ? `${spec.commands.join(", ")}: ` : "";
+  return `  ${flag.padEnd(29)}${only}${spec.help}`;
+}
+
+export const USAGE = [
+  `usage: npm run pipeline -- <${COMMANDS.join("|")}> --stack <dev|prod> [options]`,
+  ...COMMANDS.map((c) => `  ${c.padEnd(10)}${COMMAND_HELP[c]}`),
+  "options:",
+  ...(Object.keys(OPTIONS) as OptionName[]).map(optionUsage),
+].join("\n");
 
 const STACK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
@@ -33,58 +67,46 @@ function usageError(message: string): JiraImagesError {
   return new JiraImagesError("pipeline-usage", message);
 }
 
+/** parseArgs's own messages are long and name no command; ours name the option and the fix. */
+function parseError(error: unknown): JiraImagesError {
+  const code = (error as { code?: unknown }).code;
+  const message = error instanceof Error ? error.message : String(error);
+  const option = /'(-[^' ]*)/.exec(message)?.[1];
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return usageError(`unknown option ${option ?? message}`);
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+    return usageError(message.includes("argument missing") ? `${option ?? "an option"} needs a value` : message);
+  }
+  return usageError(message);
+}
+
+function isCommand(word: string): word is DriverCommand {
+  return (COMMANDS as readonly string[]).includes(word);
+}
+
 /** Parses the driver's argv (without node and script). Pure: throws `pipeline-usage:` errors. */
 export function parseDriverArgs(argv: readonly string[]): DriverArgs {
-  let command: DriverCommand | undefined;
-  let stack: string | undefined;
-  let format: PlanFormat | undefined;
-  let verbose = false;
-  let yes = false;
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw parseError(error);
+  }
+  const { values, positionals } = parsed;
 
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const inlineValue = eq > 0 ? arg.slice(eq + 1) : undefined;
-    const takeValue = (): string => {
-      if (inlineValue !== undefined) return inlineValue;
-      const next = argv[i + 1];
-      if (next === undefined || next.startsWith("--")) throw usageError(`${flag} needs a value`);
-      i++;
-      return next;
-    };
-    switch (flag) {
-      case "--stack":
-        stack = takeValue();
-        break;
-      case "--format": {
-        const value = takeValue();
-        if (value !== "text" && value !== "markdown") {
-          throw usageError(`--format must be text or markdown, not "${value}"`);
-        }
-        format = value;
-        break;
-      }
-      case "--verbose":
-        verbose = true;
-        break;
-      case "--yes":
-        yes = true;
-        break;
-      default:
-        if (arg.startsWith("-")) throw usageError(`unknown option ${arg}`);
-        if (command !== undefined) throw usageError(`one command only (got "${command}" and "${arg}")`);
-        if (!(COMMANDS as readonly string[]).includes(arg)) {
-          throw usageError(`unknown command "${arg}" (expected one of ${COMMANDS.join(", ")})`);
-        }
-        command = arg as DriverCommand;
-    }
+  const [command, ...extra] = positionals;
+  if (command === undefined) throw usageError(`a command is required (${COMMANDS.join(", ")})`);
+  if (!isCommand(command)) throw usageError(`unknown command "${command}" (expected one of ${COMMANDS.join(", ")})`);
+  if (extra.length > 0) throw usageError(`one command only (got "${command}" and "${extra.join('", "')}")`);
+  for (const name of Object.keys(values) as OptionName[]) {
+    const allowed: readonly DriverCommand[] = OPTIONS[name].commands;
+    if (!allowed.includes(command)) throw usageError(`--${name} applies to ${allowed.join(", ")} only`);
   }
 
-  if (command === undefined) throw usageError(`a command is required (${COMMANDS.join(", ")})`);
+  const { stack, format } = values;
   if (stack === undefined) throw usageError("--stack <name> is required (e.g. --stack dev)");
   if (!STACK_NAME.test(stack)) throw usageError(`"${stack}" is not a valid stack name`);
-  if (format !== undefined && command !== "plan") throw usageError("--format applies to plan only");
-  if (yes && command !== "destroy") throw usageError("--yes applies to destroy only");
-  return { command, stack, format: format ?? "text", verbose, yes };
+  if (format !== undefined && format !== "text" && format !== "markdown") {
+    throw usageError(`--format must be text or markdown, not "${format}"`);
+  }
+  return { command, stack, format: format ?? "text", verbose: values.verbose ?? false, yes: values.yes ?? false };
 }

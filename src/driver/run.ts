@@ -202,7 +202,7 @@ function messageOf(err: unknown): string {
 }
 
 /** The Pulumi CLI's own stderr inside a CommandError (the message is its `CommandResult`). */
-function commandErrorDetails(err: CommandError): { exitCode?: number; stderr: string } {
+export function commandErrorDetails(err: CommandError): { exitCode?: number; stderr: string } {
   const code = /^code: (-?\d+)/.exec(err.message)?.[1];
   const stderr = /\n stderr: ([\s\S]*?)\n err\?: /.exec(err.message)?.[1] ?? "";
   return { ...(code !== undefined ? { exitCode: Number(code) } : {}), stderr: stripColors(stderr).trim() };
