@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import { JiraImagesError } from "../errors.ts";
 
 /** Commands that act on one stack (`--stack`). */
-export const STACK_COMMANDS = ["plan", "preview", "up", "destroy", "outputs"] as const;
+export const STACK_COMMANDS = ["plan", "preview", "up", "destroy", "outputs", "sweep"] as const;
 export type StackCommand = (typeof STACK_COMMANDS)[number];
 export const COMMANDS = [...STACK_COMMANDS] as const;
 export type DriverCommand = (typeof COMMANDS)[number];
@@ -17,6 +17,8 @@ export interface StackCommandArgs {
   verbose: boolean;
   /** `destroy` terminates the stack's instances: it is never run without this explicit consent. */
   yes: boolean;
+  /** `sweep` removes what it finds only with this; without it, it prints what it would remove. */
+  apply: boolean;
 }
 
 export type DriverArgs = StackCommandArgs;
@@ -27,6 +29,7 @@ const COMMAND_HELP: Record<DriverCommand, string> = {
   up: "build the stages that changed and deploy the stack",
   destroy: "destroy the stack's resources (needs --yes)",
   outputs: "print the stack outputs as JSON on stdout",
+  sweep: "find what killed builds left (instances, volumes, groups, key pairs, unreferenced AMIs); --apply removes it",
 };
 
 interface OptionSpec {
@@ -44,6 +47,7 @@ const OPTIONS = {
   format: { type: "string", value: "<text|markdown>", help: "Markdown table + Mermaid graph for a PR comment", commands: ["plan"] },
   verbose: { type: "boolean", help: "also show the Pulumi CLI's own output on stderr", commands: ["preview", "up", "destroy"] },
   yes: { type: "boolean", help: "confirm destroy", commands: ["destroy"] },
+  apply: { type: "boolean", help: "remove what sweep finds (default: a dry run)", commands: ["sweep"] },
 } as const satisfies Record<string, OptionSpec>;
 type OptionName = keyof typeof OPTIONS;
 
@@ -108,5 +112,5 @@ export function parseDriverArgs(argv: readonly string[]): DriverArgs {
   if (format !== undefined && format !== "text" && format !== "markdown") {
     throw usageError(`--format must be text or markdown, not "${format}"`);
   }
-  return { command, stack, format: format ?? "text", verbose: values.verbose ?? false, yes: values.yes ?? false };
+  return { command, stack, format: format ?? "text", verbose: values.verbose ?? false, yes: values.yes ?? false, apply: values.apply ?? false };
 }
