@@ -23,6 +23,7 @@ import {
 import { mockClient } from "aws-sdk-client-mock";
 import { CLEANUP_GRACE_SECONDS, amisInState, decide, runState, type SweepContext, type SweepResource } from "../src/lifecycle/sweep.ts";
 import { recordedStageAmis, runSweep, SWEEP_EXIT } from "../src/driver/sweep-command.ts";
+import { SWEEP_ACTIONS } from "../src/lifecycle/sweep-ec2.ts";
 import { parseDriverArgs } from "../src/driver/args.ts";
 import { markerPath } from "../src/runner/run-marker.ts";
 import { tempDir } from "./helpers/temp-dir.ts";
@@ -222,6 +223,9 @@ describe("sweep command against a stubbed EC2 (aws-sdk-client-mock)", () => {
     const order = ec2.calls().map((c) => c.args[0].constructor.name).filter((n) => !n.startsWith("Describe"));
     assert.deepEqual([...new Set(order)], ["TerminateInstancesCommand", "DeleteVolumeCommand", "DeleteSecurityGroupCommand", "DeleteKeyPairCommand", "DeregisterImageCommand", "DeleteSnapshotCommand"]);
     assert.deepEqual(ec2.commandCalls(DeleteSnapshotCommand).map((c) => c.args[0].input.SnapshotId), ["snap-a"]);
+    // Every EC2 action it called is in the list the README and the deploy policies grant.
+    const called = new Set(ec2.calls().map((c) => `ec2:${c.args[0].constructor.name.replace(/Command$/, "")}`));
+    assert.deepEqual([...called].filter((a) => !(SWEEP_ACTIONS as readonly string[]).includes(a)), []);
 
     // The rerun: what is gone is gone (EC2 lists only the group now), and the group goes.
     ec2.reset();

@@ -20,6 +20,21 @@ import { deleteSnapshot, deregisterImage, errorText, listProjectImages } from ".
 import { MANAGED_BY, MANAGED_BY_TAG, STACK_TAG, tagMap } from "./tags.ts";
 import { REMOVAL_ORDER, RUN_ID_TAG, type Decision, type SweepResource } from "./sweep.ts";
 
+/** Every EC2 action sweep calls (the README's IAM list; docs/iam/deploy-*-policy.json grant them). */
+export const SWEEP_ACTIONS = [
+  "ec2:DeleteKeyPair",
+  "ec2:DeleteSecurityGroup",
+  "ec2:DeleteSnapshot",
+  "ec2:DeleteVolume",
+  "ec2:DeregisterImage",
+  "ec2:DescribeImages",
+  "ec2:DescribeInstances",
+  "ec2:DescribeKeyPairs",
+  "ec2:DescribeSecurityGroups",
+  "ec2:DescribeVolumes",
+  "ec2:TerminateInstances",
+] as const;
+
 /** Packer's name for its temporary security group and key pair (`packer_<uuid>`). */
 const PACKER_TEMPORARY = /^packer_[0-9a-f-]+$/;
 
