@@ -15,7 +15,7 @@ import {
   DescribeSnapshotsCommand,
   EC2Client,
 } from "@aws-sdk/client-ec2";
-import { mockClient } from "aws-sdk-client-mock";
+import { mockClient, type AwsClientStub } from "aws-sdk-client-mock";
 import {
   RegionalEc2,
   RETRY_CONFIG,
@@ -51,7 +51,9 @@ function image(id: string, stage: string) {
 }
 
 describe("lifecycle EC2 layer: listings page through NextToken (aws-sdk-client-mock)", () => {
-  const ec2 = mockClient(EC2Client);
+  // Made in a hook, not at load: another spec file's restore() of its own EC2Client mock would undo it.
+  let ec2: AwsClientStub<EC2Client>;
+  before(() => (ec2 = mockClient(EC2Client)));
   afterEach(() => ec2.reset());
   after(() => ec2.restore());
 
