@@ -20,6 +20,7 @@ describe("driver command line (parseArgs)", () => {
       format: "markdown",
       verbose: false,
       yes: false,
+      apply: false,
     });
     assert.deepEqual(parseDriverArgs(["destroy", "--yes", "--stack=dev", "--verbose"]), {
       command: "destroy",
@@ -27,6 +28,7 @@ describe("driver command line (parseArgs)", () => {
       format: "text",
       verbose: true,
       yes: true,
+      apply: false,
     });
   });
 
@@ -38,16 +40,17 @@ describe("driver command line (parseArgs)", () => {
     assert.match(usageMessage(["outputs", "--stack", "dev", "--verbose"]), /--verbose applies to preview, up, destroy only/);
     assert.match(usageMessage(["plan", "--stack", "dev", "--format", "html"]), /--format must be text or markdown, not "html"/);
     assert.match(usageMessage(["up", "down", "--stack", "dev"]), /one command only \(got "up" and "down"\)/);
-    assert.match(usageMessage(["deploy", "--stack", "dev"]), /unknown command "deploy" \(expected one of plan, preview, up, destroy, outputs\)/);
+    assert.match(usageMessage(["deploy", "--stack", "dev"]), /unknown command "deploy" \(expected one of plan, preview, up, destroy, outputs, sweep\)/);
     assert.match(usageMessage(["--stack", "dev"]), /a command is required/);
     assert.match(usageMessage(["up"]), /--stack <name> is required/);
     assert.match(usageMessage(["up", "--stack", "../prod"]), /"\.\.\/prod" is not a valid stack name/);
   });
 
   it("the usage lists every command and, per option, the commands that take it", () => {
-    assert.match(USAGE, /^usage: npm run pipeline -- <plan\|preview\|up\|destroy\|outputs> --stack <dev\|prod> \[options\]$/m);
+    assert.match(USAGE, /^usage: npm run pipeline -- <plan\|preview\|up\|destroy\|outputs\|sweep> --stack <dev\|prod> \[options\]$/m);
     assert.match(USAGE, /^ {2}--format <text\|markdown> +plan: Markdown table/m);
     assert.match(USAGE, /^ {2}--yes +destroy: confirm destroy$/m);
+    assert.match(USAGE, /^ {2}--apply +sweep: remove what sweep finds \(default: a dry run\)$/m);
     assert.match(USAGE, /^ {2}--stack <name> +stack \(a Pulumi\.<name>\.yaml must exist\)$/m);
   });
 });

@@ -119,7 +119,7 @@ describe("driver as a command-line tool (real CLI)", function () {
     for (const [i, argv] of cases.entries()) {
       const result = results[i]!;
       assert.equal(result.code, 0, `${argv.join(" ")}: ${result.stderr}`);
-      assert.match(result.stdout, /^usage: npm run pipeline -- <plan\|preview\|up\|destroy\|outputs> --stack <dev\|prod>/);
+      assert.match(result.stdout, /^usage: npm run pipeline -- <plan\|preview\|up\|destroy\|outputs\|sweep> --stack <dev\|prod>/);
       assert.equal(result.stderr, "");
     }
   });

@@ -309,7 +309,7 @@ describe("driver (npm run pipeline) with the workspace layer stubbed", () => {
     const bad = harness({ root });
     assert.equal(await runPipeline(["deploy", "--stack", "dev"], bad.deps), 2);
     assert.match(bad.err(), /pipeline-usage: unknown command "deploy"/);
-    assert.match(bad.err(), /usage: npm run pipeline -- <plan\|preview\|up\|destroy\|outputs>/);
+    assert.match(bad.err(), /usage: npm run pipeline -- <plan\|preview\|up\|destroy\|outputs\|sweep>/);
   });
 
   it("plan goes to the plan module with the stack and format, without looking for the Pulumi CLI", async () => {
