@@ -185,6 +185,8 @@ describe("sweep command against a stubbed EC2 (aws-sdk-client-mock)", () => {
     ec2.on(DescribeVolumesCommand).resolves({ Volumes: [{ VolumeId: "vol-1", State: "available", Tags: [{ Key: "jira-images:run-id", Value: OLD_RUN }] }] });
     ec2.on(DescribeSecurityGroupsCommand).resolves({ SecurityGroups: [{ GroupId: "sg-1", GroupName: "packer_1", Tags: [{ Key: "jira-images:run-id", Value: OLD_RUN }] }] });
     ec2.on(DescribeKeyPairsCommand).resolves({ KeyPairs: [{ KeyName: "packer_young", Tags: [{ Key: "jira-images:run-id", Value: YOUNG_RUN }] }] });
+    // The untagged key pair of i-1 still exists (sweep checks before listing it).
+    ec2.on(DescribeKeyPairsCommand, { Filters: [{ Name: "key-name", Values: ["packer_5efef9ee-8e20-3ea4"] }] }).resolves({ KeyPairs: [{ KeyName: "packer_5efef9ee-8e20-3ea4" }] });
     ec2.on(DescribeImagesCommand).resolves({
       Images: [
         { ImageId: "ami-0000000000000000a", State: "available", CreationDate: "2026-12-04T10:30:00.000Z", BlockDeviceMappings: [{ Ebs: { SnapshotId: "snap-a" } }], Tags: Object.entries(tags(OLD_RUN)).map(([Key, Value]) => ({ Key, Value })) },

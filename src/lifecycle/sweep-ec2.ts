@@ -91,10 +91,13 @@ export async function findSweepResources(client: EC2Client, region: string, stac
       found.push({ kind: "key-pair", region, id: key.KeyName, tags: tagMap(key.Tags) });
     }
   }
-  // Untagged ones (the AWS China regions tag neither) count once, through their instance.
-  for (const r of linked) {
+  // Untagged ones (the AWS China regions tag neither) count once, through their instance, while they exist
+  // (a terminated instance still names the group and key pair it had).
+  const untagged = linked.filter((r) => !(r.kind === "security-group" ? groupIds : keyNames).has(r.id));
+  const existing = await existingUntagged(client, untagged);
+  for (const r of untagged) {
     const known = r.kind === "security-group" ? groupIds : keyNames;
-    if (!known.has(r.id)) {
+    if (!known.has(r.id) && existing.has(r.id)) {
       known.add(r.id);
       found.push(r);
     }
@@ -112,6 +115,24 @@ export async function findSweepResources(client: EC2Client, region: string, stac
     });
   }
   return found;
+}
+
+async function existingUntagged(client: EC2Client, linked: readonly SweepResource[]): Promise<Set<string>> {
+  const existing = new Set<string>();
+  const groups = [...new Set(linked.filter((r) => r.kind === "security-group").map((r) => r.id))];
+  const keys = [...new Set(linked.filter((r) => r.kind === "key-pair").map((r) => r.id))];
+  // Filters, not IDs: one ID that is gone would fail the whole call.
+  for (let i = 0; i < groups.length; i += 200) {
+    const input = { Filters: [{ Name: "group-id", Values: groups.slice(i, i + 200) }] };
+    for await (const page of paginateDescribeSecurityGroups({ client, pageSize: 1000 }, input)) {
+      for (const group of page.SecurityGroups ?? []) if (group.GroupId) existing.add(group.GroupId);
+    }
+  }
+  for (let i = 0; i < keys.length; i += 200) {
+    const { KeyPairs } = await client.send(new DescribeKeyPairsCommand({ Filters: [{ Name: "key-name", Values: keys.slice(i, i + 200) }] }));
+    for (const key of KeyPairs ?? []) if (key.KeyName) existing.add(key.KeyName);
+  }
+  return existing;
 }
 
 export interface RemovalOutcome {
