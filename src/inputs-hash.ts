@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { join, posix } from "node:path";
 import { contentSha256Sync } from "./lfs.ts";
+import { imageTestFiles } from "./image-tests.ts";
 import type { StageDefinition, VarValue } from "./stages.ts";
 import type { StackConfig } from "./config.ts";
 import { stackStages } from "../stages/index.ts";
@@ -10,7 +11,7 @@ import { stackStages } from "../stages/index.ts";
  * Named inputs of a stage, in the order they appear in the command's `triggers`. Any change
  * replaces the stage's command (= rebuilds the image); `preview --diff` shows the name.
  */
-const TRIGGER_NAMES = ["template", "workspace", "installers", "vars", "parentAmi"] as const;
+const TRIGGER_NAMES = ["template", "workspace", "installers", "vars", "tests", "parentAmi"] as const;
 export type TriggerName = (typeof TRIGGER_NAMES)[number];
 export type ContentTriggerName = Exclude<TriggerName, "parentAmi">;
 /** The triggers hashed from files and vars: known before any build runs, and offline. */
@@ -125,6 +126,8 @@ export function stageInputs(stage: StageDefinition, projectRoot: string, parentI
       .update("\0")
       .update(treeHash(projectRoot, stage.varFiles))
       .digest("hex")}`,
+    // The runner and the stage's suites: a changed check rebuilds the images that run it.
+    tests: treeHash(projectRoot, imageTestFiles(stage.tests ?? [])),
   };
   const inputsHash = `sha256:${sha256()
     .update(CONTENT_TRIGGER_NAMES.map((k) => `${k}=${hashes[k]}`).join("\n"))
@@ -141,7 +144,7 @@ export function triggerEntries(inputs: StageInputs, parentAmi: string): string[]
   return [...contentTriggers(inputs), parentAmiTrigger(parentAmi)];
 }
 
-/** The first four trigger entries (CONTENT_TRIGGER_NAMES): known before any build runs. */
+/** The content trigger entries (CONTENT_TRIGGER_NAMES, all but the last): known before any build runs. */
 export function contentTriggers(inputs: StageInputs): string[] {
   return CONTENT_TRIGGER_NAMES.map((name) => `${name}=${inputs.hashes[name]}`);
 }

@@ -2,9 +2,10 @@ import * as pulumi from "@pulumi/pulumi";
 import { local } from "@pulumi/command";
 import { JiraImagesError } from "./errors.ts";
 import { shellQuote } from "./shell.ts";
-import { amiInRegion, parseStageStdout, type StageResult } from "./runner/result.ts";
+import { amiInRegion, parseStageStdout, type StageResult, type StageTests } from "./runner/result.ts";
 import { NO_PARENT, contentTriggers, parentAmiTrigger, stageInputs, triggerEntries, type StageInputs } from "./inputs-hash.ts";
 import { stageCommandName, type StageDefinition, type VarValue } from "./stages.ts";
+import { IMAGE_TEST_VARS, stageCheckNames } from "./image-tests.ts";
 
 function varValue(value: VarValue): string {
   return typeof value === "string" ? value : JSON.stringify(value);
@@ -32,6 +33,8 @@ export interface RunnerInvocation {
   inputsHash: string;
   /** The parent's AMI for a child stage (becomes `--var source_ami=...`). */
   sourceAmi?: string;
+  /** How many checks the stage's image test suites hold; 0 for a stage without tests. */
+  testCount: number;
   timeoutSeconds: number;
 }
 
@@ -47,6 +50,9 @@ function runnerCommand(inv: RunnerInvocation): string {
     .map((k) => [k, varValue(stage.vars[k]!)]);
   if (inv.sourceAmi !== undefined) vars.push(["source_ami", inv.sourceAmi]);
   vars.push(["inputs_hash", inv.inputsHash]);
+  if (inv.testCount > 0) {
+    vars.push([IMAGE_TEST_VARS.suites, JSON.stringify(stage.tests ?? [])], [IMAGE_TEST_VARS.count, String(inv.testCount)]);
+  }
   const args: string[] = ["--stage", stage.name, "--template", stage.template];
   for (const [k, v] of vars) args.push("--var", `${k}=${v}`);
   for (const f of stage.varFiles) args.push("--var-file", f);
@@ -96,6 +102,8 @@ export class ImageStage extends pulumi.ComponentResource {
   readonly stageName: string;
   readonly parentStage: string | undefined;
   readonly inputs: StageInputs;
+  /** How many checks the image tests run on the build instance (0: the stage has none). */
+  readonly testCount: number;
   readonly command: local.Command;
   readonly result: pulumi.Output<StageResult>;
   /** AMI in the stack's region. */
@@ -110,9 +118,16 @@ export class ImageStage extends pulumi.ComponentResource {
     this.parentStage = definition.parent;
     this.inputs = stageInputs(definition, projectRoot, args.parent?.inputs.inputsHash);
     this.parentAmi = args.parent ? args.parent.amiId : pulumi.output(NO_PARENT);
+    this.testCount = stageCheckNames(definition.name, definition.tests ?? [], projectRoot).length;
 
     const command = (sourceAmi?: string) =>
-      runnerCommand({ stage: definition, inputsHash: this.inputs.inputsHash, sourceAmi, timeoutSeconds: args.timeoutSeconds });
+      runnerCommand({
+        stage: definition,
+        inputsHash: this.inputs.inputsHash,
+        sourceAmi,
+        testCount: this.testCount,
+        timeoutSeconds: args.timeoutSeconds,
+      });
     const create = args.parent ? args.parent.amiId.apply(command) : command();
 
     this.command = new local.Command(
@@ -151,6 +166,8 @@ export interface ImageSummary {
   inputsHash: string;
   triggers: string[];
   logFile: string;
+  /** The image tests the build ran before the AMI was made; absent for an image built without them. */
+  tests?: StageTests;
 }
 
 /** The stack output `images` entry of a stage. */
@@ -165,6 +182,7 @@ function imageSummary(stage: ImageStage): pulumi.Output<ImageSummary> {
     inputsHash: stage.inputs.inputsHash,
     triggers: triggerEntries(stage.inputs, parentAmi),
     logFile: result.logFile,
+    ...(result.tests !== undefined ? { tests: result.tests } : {}),
   }));
 }
 

@@ -14,6 +14,7 @@ import {
 } from "@pulumi/pulumi/automation/index.js";
 import { runPipeline, type DriverDeps } from "../src/driver/run.ts";
 import type { StackHandle, StackRequest } from "../src/driver/workspace.ts";
+import { runPromote } from "../src/driver/promote-command.ts";
 
 /**
  * `createCommandError` and `CommandResult` are exported at runtime but marked @internal (absent
@@ -127,6 +128,7 @@ function harness(options: {
     heartbeatMs: options.heartbeatMs ?? 60_000,
     interruptGraceMs: 20,
     plan: async () => 0,
+    promote: runPromote,
   };
   return h;
 }

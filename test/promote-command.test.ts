@@ -5,7 +5,8 @@ import * as automation from "@pulumi/pulumi/automation/index.js";
 import type { OutputMap } from "@pulumi/pulumi/automation/index.js";
 import { parse } from "yaml";
 import { tempDir } from "./helpers/temp-dir.ts";
-import { runPromote, type PromoteDeps, type PromoteRequest } from "../src/driver/promote-command.ts";
+import { runPromote, type PromoteRequest } from "../src/driver/promote-command.ts";
+import { runPipeline, type DriverDeps } from "../src/driver/run.ts";
 import type { StackHandle, StackRequest } from "../src/driver/workspace.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -43,7 +44,7 @@ function harness(stacks: Record<string, Record<string, unknown>>, env: NodeJS.Pr
   let stdout = "";
   let stderr = "";
   const requests: StackRequest[] = [];
-  const deps: PromoteDeps = {
+  const deps: DriverDeps = {
     root,
     env,
     io: { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), stderrIsTTY: false },
@@ -54,6 +55,12 @@ function harness(stacks: Record<string, Record<string, unknown>>, env: NodeJS.Pr
       if (outputs === undefined) throw notFound(request.stackName);
       return { name: request.stackName, outputs: async () => outputMap(outputs) } as unknown as StackHandle;
     },
+    signals: { on: () => undefined, off: () => undefined },
+    now: Date.now,
+    heartbeatMs: 60_000,
+    interruptGraceMs: 20,
+    plan: async () => assert.fail("promote is not plan"),
+    promote: runPromote,
   };
   const run = async (request: Partial<PromoteRequest> = {}) => {
     stdout = "";
@@ -61,7 +68,14 @@ function harness(stacks: Record<string, Record<string, unknown>>, env: NodeJS.Pr
     const code = await runPromote({ from: "dev", to: "prod", stage: "jira", ...request }, deps);
     return { code, stdout, stderr };
   };
-  return { root, run, requests, prodFile: join(root, "Pulumi.prod.yaml") };
+  /** Through the driver's command line, as `npm run pipeline -- <argv>`. */
+  const pipeline = async (argv: string[]) => {
+    stdout = "";
+    stderr = "";
+    const code = await runPipeline(argv, deps);
+    return { code, stdout, stderr };
+  };
+  return { root, run, pipeline, requests, prodFile: join(root, "Pulumi.prod.yaml") };
 }
 
 describe("promote (Automation API stubbed)", () => {
@@ -82,6 +96,26 @@ describe("promote (Automation API stubbed)", () => {
     // Both stacks are only read: neither is created by a typo.
     assert.deepEqual(h.requests.map((r) => [r.stackName, r.create]), [["dev", false], ["prod", false]]);
     assert.equal(h.requests[0]!.envVars.PULUMI_BACKEND_URL, `file://${join(h.root, ".pulumi-state")}`);
+  });
+
+  it("`pipeline -- promote` again with the same image is a no-op that says so; a new dev image updates the pin in place", async () => {
+    const h = harness({ dev: devOutputs(), prod: { images: { "custom-prod": { amiId: "ami-0fffffffffffffff6", parentAmi: OLD_JIRA } } } });
+    const first = await h.pipeline(["promote", "--from", "dev", "--to", "prod"]);
+    assert.equal(first.code, 0, first.stderr);
+    const pinned = readFileSync(h.prodFile, "utf8");
+    const again = await h.pipeline(["promote", "--from", "dev", "--to", "prod"]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, new RegExp(`^promote: Pulumi\\.prod\\.yaml already pins dev's jira ${JIRA} \\(tests passed, 14\\); nothing written$`, "m"));
+    assert.doesNotMatch(again.stdout, /Review the change/);
+    assert.equal(readFileSync(h.prodFile, "utf8"), pinned);
+
+    const newer = "ami-0123456789abcdef0";
+    const next = harness({ dev: { images: { ...(devOutputs().images as object), jira: { amiId: newer, amis: { "eu-west-1": newer }, parentStage: "base", parentAmi: BASE, tests: { passed: true, count: 15 } } } } });
+    writeFileSync(next.prodFile, pinned);
+    const update = await next.pipeline(["promote", "--to", "prod", "--from", "dev"]);
+    assert.equal(update.code, 0, update.stderr);
+    assert.match(update.stdout, new RegExp(`now pins dev's jira ${newer} \\(tests passed, 15\\) \\(before: dev's jira ${JIRA}\\)`));
+    assert.equal(readFileSync(next.prodFile, "utf8"), pinned.replace(JIRA, newer));
   });
 
   it("a prod stack that does not exist yet: custom-prod builds", async () => {

@@ -136,8 +136,8 @@ describe("sweep rules (pure)", () => {
   });
 
   it("the driver takes sweep --stack <s> [--apply]; --apply belongs to sweep alone", () => {
-    assert.equal(parseDriverArgs(["sweep", "--stack", "dev"]).apply, false);
-    assert.equal(parseDriverArgs(["sweep", "--stack", "dev", "--apply"]).apply, true);
+    assert.deepEqual(parseDriverArgs(["sweep", "--stack", "dev"]), { command: "sweep", stack: "dev", format: "text", verbose: false, yes: false, apply: false });
+    assert.deepEqual(parseDriverArgs(["sweep", "--apply", "--stack=dev"]), { command: "sweep", stack: "dev", format: "text", verbose: false, yes: false, apply: true });
     assert.throws(() => parseDriverArgs(["up", "--stack", "dev", "--apply"]), /pipeline-usage: --apply applies to sweep only/);
   });
 });

@@ -26,6 +26,9 @@ locals {
     "jira-images:build-region"    = "{{ .BuildRegion }}"
     "jira-images:run-id"          = var.run_id
     "jira-images:managed-by"      = "packer"
+    # The image tests ran last on the build instance: an AMI exists only when every check passed.
+    "jira-images:tests"       = "passed"
+    "jira-images:tests-count" = format("%d", var.image_tests_count)
   })
 
   # The amazon plugin (1.8) puts run_tags on the build instance, the temporary security group and

@@ -1,10 +1,11 @@
 import { parseArgs } from "node:util";
 import { JiraImagesError } from "../errors.ts";
+import { PromotedPinSchema } from "../config.ts";
 
 /** Commands that act on one stack (`--stack`). */
 export const STACK_COMMANDS = ["plan", "preview", "up", "destroy", "outputs", "sweep"] as const;
 export type StackCommand = (typeof STACK_COMMANDS)[number];
-export const COMMANDS = [...STACK_COMMANDS] as const;
+export const COMMANDS = [...STACK_COMMANDS, "promote"] as const;
 export type DriverCommand = (typeof COMMANDS)[number];
 export type PlanFormat = "text" | "markdown";
 
@@ -21,7 +22,19 @@ export interface StackCommandArgs {
   apply: boolean;
 }
 
-export type DriverArgs = StackCommandArgs;
+export interface PromoteArgs {
+  command: "promote";
+  /** Source stack: `dev` or `org/project/stack`. */
+  from: string;
+  /** Target stack: its Pulumi.<to>.yaml gets the pin. */
+  to: string;
+  stage: string;
+}
+
+export type DriverArgs = StackCommandArgs | PromoteArgs;
+
+/** The stage `promote` pins unless `--stage` says otherwise. */
+export const DEFAULT_PROMOTED_STAGE = "jira";
 
 const COMMAND_HELP: Record<DriverCommand, string> = {
   plan: "which stages would rebuild and why (offline: no Pulumi CLI, no AWS)",
@@ -30,6 +43,7 @@ const COMMAND_HELP: Record<DriverCommand, string> = {
   destroy: "destroy the stack's resources (needs --yes)",
   outputs: "print the stack outputs as JSON on stdout",
   sweep: "find what killed builds left (instances, volumes, groups, key pairs, unreferenced AMIs); --apply removes it",
+  promote: "pin --from's tested image in Pulumi.<to>.yaml (a local file only); print what --to's next up rebuilds",
 };
 
 interface OptionSpec {
@@ -48,18 +62,23 @@ const OPTIONS = {
   verbose: { type: "boolean", help: "also show the Pulumi CLI's own output on stderr", commands: ["preview", "up", "destroy"] },
   yes: { type: "boolean", help: "confirm destroy", commands: ["destroy"] },
   apply: { type: "boolean", help: "remove what sweep finds (default: a dry run)", commands: ["sweep"] },
+  from: { type: "string", value: "<stack>", help: "stack whose image is promoted (dev or org/project/stack)", commands: ["promote"] },
+  to: { type: "string", value: "<stack>", help: "stack that takes it (its Pulumi.<stack>.yaml is written)", commands: ["promote"] },
+  stage: { type: "string", value: "<stage>", help: `stage promoted with its ancestors (default ${DEFAULT_PROMOTED_STAGE})`, commands: ["promote"] },
 } as const satisfies Record<string, OptionSpec>;
 type OptionName = keyof typeof OPTIONS;
 
 function optionUsage(name: OptionName): string {
   const spec: OptionSpec = OPTIONS[name];
   const flag = spec.value ? `--${name} ${spec.value}` : `--${name}`;
-  const only = spec.commands.length < COMMANDS.length ? `${spec.commands.join(", ")}: ` : "";
+  // An option of every stack command needs no list; any other names the commands that take it.
+  const only = spec.commands === STACK_COMMANDS ? "" : `${spec.commands.join(", ")}: `;
   return `  ${flag.padEnd(29)}${only}${spec.help}`;
 }
 
 export const USAGE = [
-  `usage: npm run pipeline -- <${COMMANDS.join("|")}> --stack <dev|prod> [options]`,
+  `usage: npm run pipeline -- <${STACK_COMMANDS.join("|")}> --stack <dev|prod> [options]`,
+  `       npm run pipeline -- promote --from <stack> --to <stack> [--stage <stage>]`,
   ...COMMANDS.map((c) => `  ${c.padEnd(10)}${COMMAND_HELP[c]}`),
   "options:",
   ...(Object.keys(OPTIONS) as OptionName[]).map(optionUsage),
@@ -106,6 +125,7 @@ export function parseDriverArgs(argv: readonly string[]): DriverArgs {
     if (!allowed.includes(command)) throw usageError(`--${name} applies to ${allowed.join(", ")} only`);
   }
 
+  if (command === "promote") return promoteArgs(values);
   const { stack, format } = values;
   if (stack === undefined) throw usageError("--stack <name> is required (e.g. --stack dev)");
   if (!STACK_NAME.test(stack)) throw usageError(`"${stack}" is not a valid stack name`);
@@ -113,4 +133,15 @@ export function parseDriverArgs(argv: readonly string[]): DriverArgs {
     throw usageError(`--format must be text or markdown, not "${format}"`);
   }
   return { command, stack, format: format ?? "text", verbose: values.verbose ?? false, yes: values.yes ?? false, apply: values.apply ?? false };
+}
+
+function promoteArgs(values: { from?: string; to?: string; stage?: string }): PromoteArgs {
+  const { from, to } = values;
+  const stage = values.stage ?? DEFAULT_PROMOTED_STAGE;
+  if (from === undefined || to === undefined) throw usageError("promote needs --from <stack> and --to <stack> (e.g. --from dev --to prod)");
+  // The pin's own schema (src/config.ts): what promote writes is what the program accepts.
+  if (!PromotedPinSchema.shape.fromStack.safeParse(from).success) throw usageError(`--from "${from}" is not a stack name (dev) or org/project/stack`);
+  if (!STACK_NAME.test(to)) throw usageError(`"${to}" is not a valid stack name`);
+  if (!PromotedPinSchema.shape.stage.safeParse(stage).success) throw usageError(`--stage "${stage}" is not a stage name (e.g. jira)`);
+  return { command: "promote", from, to, stage };
 }

@@ -16,5 +16,6 @@ export function processDeps(root: string): DriverDeps {
     heartbeatMs: 30_000,
     interruptGraceMs: 2_000,
     plan: async (request, io) => (await import("./plan.ts")).runPlan(request, io),
+    promote: async (request, deps) => (await import("./promote-command.ts")).runPromote(request, deps),
   };
 }

@@ -2,7 +2,7 @@ import { readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { OutputMap } from "@pulumi/pulumi/automation/index.js";
 import { JiraImagesError } from "../errors.ts";
-import { PROJECT, loadStackConfigFile } from "../config.ts";
+import { PROJECT, isSameStack, loadStackConfigFile } from "../config.ts";
 import { customStageName, lineage } from "../stages.ts";
 import { declareStages } from "../../stages/index.ts";
 import { checkPassphrase, resolveBackend, type BackendSettings } from "./backend.ts";
@@ -47,7 +47,7 @@ export async function runPromote(request: PromoteRequest, deps: PromoteDeps): Pr
   let backend: BackendSettings | undefined;
   let reading = request.from;
   try {
-    if (request.from === request.to || request.from.endsWith(`/${PROJECT}/${request.to}`)) {
+    if (isSameStack(request.from, request.to)) {
       throw new JiraImagesError("pipeline-usage", `--from and --to name the same stack (${request.to}); promote from another stack, e.g. --from dev --to prod`);
     }
     // The target's file is checked first: a typo in it should not wait for the backend.

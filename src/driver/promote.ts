@@ -1,25 +1,17 @@
 import { z } from "zod";
 import { JiraImagesError } from "../errors.ts";
+import type { PromotedPin } from "../config.ts";
 import { AmiIdSchema } from "../runner/result.ts";
-
-/** The stage a stack takes from another stack unless `--stage` says otherwise. */
-export const DEFAULT_PROMOTED_STAGE = "jira";
 
 export interface TestResult {
   passed: boolean;
   count: number;
 }
 
-/** The pin written to `jira-images:promoted` of the target stack. */
-export interface PromotionPinValue {
-  fromStack: string;
-  stage: string;
-  amiId: string;
-}
-
 /** What the source stack's outputs say about the image to promote. */
 export interface Promotion {
-  pin: PromotionPinValue;
+  /** What `jira-images:promoted` of the target stack gets: a pin with its AMI. */
+  pin: Required<PromotedPin>;
   tests: TestResult;
   /** The promoted image's ancestors in the source stack, root first (base for jira), in the target's region. */
   ancestors: Array<{ stage: string; amiId: string }>;

@@ -3,10 +3,11 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { CommandError, EngineEvent, PulumiCommand } from "@pulumi/pulumi/automation/index.js";
 import { JiraImagesError } from "../errors.ts";
-import { parseDriverArgs, USAGE, type DriverArgs } from "./args.ts";
+import { parseDriverArgs, USAGE, type DriverArgs, type StackCommandArgs } from "./args.ts";
 import { checkPassphrase, resolveBackend, type BackendSettings } from "./backend.ts";
 import type { DriverIo } from "./io.ts";
 import type { PlanRequest } from "./plan.ts";
+import type { PromoteRequest } from "./promote-command.ts";
 import { isMissingCliError, missingCliError } from "./pulumi-cli.ts";
 import { ProgressTracker, renderSummary, stripColors, type DriverMode } from "./progress.ts";
 import type { StackFactory, StackHandle } from "./workspace.ts";
@@ -46,6 +47,8 @@ export interface DriverDeps {
    */
   interruptGraceMs: number;
   plan: (request: PlanRequest, io: DriverIo) => Promise<number>;
+  /** `promote`: reads stack outputs with this driver's CLI and workspace, writes one stack file. */
+  promote: (request: PromoteRequest, deps: DriverDeps) => Promise<number>;
 }
 
 /** Runs one driver command; returns the process exit code and never throws. */
@@ -55,16 +58,18 @@ export async function runPipeline(argv: readonly string[], deps: DriverDeps): Pr
     deps.io.stdout(`${USAGE}\n`);
     return EXIT.ok;
   }
-  let args: DriverArgs;
+  let parsed: DriverArgs;
   try {
-    args = parseDriverArgs(argv);
-    // Every command, `plan` included, says the same about a stack that does not exist.
-    checkStackFile(deps.root, args.stack);
+    parsed = parseDriverArgs(argv);
+    // Every command, `plan` and `promote` included, says the same about a stack that does not exist.
+    checkStackFile(deps.root, parsed.command === "promote" ? parsed.to : parsed.stack);
   } catch (err) {
     say(messageOf(err));
     if (!(err instanceof JiraImagesError && err.code === "pipeline-stack-unknown")) say(USAGE);
     return EXIT.usage;
   }
+  if (parsed.command === "promote") return deps.promote({ from: parsed.from, to: parsed.to, stage: parsed.stage }, deps);
+  const args = parsed;
   if (args.command === "plan") {
     return deps.plan({ stack: args.stack, format: args.format, root: deps.root, env: deps.env }, deps.io);
   }
@@ -137,7 +142,7 @@ async function runOperation(
   mode: DriverMode,
   stack: StackHandle,
   tracker: ProgressTracker,
-  args: DriverArgs,
+  args: StackCommandArgs,
   backend: BackendSettings,
   deps: DriverDeps,
 ): Promise<number> {
@@ -218,7 +223,7 @@ export function commandErrorDetails(err: CommandError): { exitCode?: number; std
  * Automation API takes about a second to load and `plan` never needs it, so it is loaded here
  * and by the CLI's factories, not at start-up.
  */
-async function report(err: unknown, args: DriverArgs, deps: DriverDeps, tracker?: ProgressTracker): Promise<number> {
+async function report(err: unknown, args: StackCommandArgs, deps: DriverDeps, tracker?: ProgressTracker): Promise<number> {
   const say = (line: string): void => deps.io.stderr(`${line}\n`);
   if (tracker) deps.io.stderr(renderSummary(tracker.rows()));
   if (isMissingCliError(err)) {

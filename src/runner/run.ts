@@ -11,7 +11,8 @@ import { followFile, packerVersion, satisfiesConstraint, startPacker, versionAtL
 import { preflight, type Preflight } from "./preflight.ts";
 import { signalGroup } from "./processes.ts";
 import { CredentialScanner, redactFileInPlace, Redactor, SECRET_VARS_ENV } from "./redact.ts";
-import { StageResultSchema, type StageResult } from "./result.ts";
+import { StageResultSchema, type StageResult, type StageTests } from "./result.ts";
+import { IMAGE_TEST_VARS } from "../image-tests.ts";
 import { LiveRunMarker, markerPath, newRunId } from "./run-marker.ts";
 
 export const EXIT = {
@@ -310,6 +311,14 @@ class Runner {
       const errors = packerErrorLines(stream, this.redactor);
       const left = await this.leftBehind(stream, run.manifestPath);
       const packerErrors = errors.length > 0 ? errors : ["(Packer printed no error message)"];
+      const tests = stream.imageTests;
+      if (tests !== undefined && tests.failed > 0 && left.length === 0) {
+        return this.fail(
+          "IMAGE_TESTS_FAILED",
+          `${tests.failed} of ${tests.passed + tests.failed} image tests failed on the build instance, so no AMI was made (the FAILED lines below name them)`,
+          [...packerErrors, logLine],
+        );
+      }
       // An image made before a post-processor, a copy or tagging failed is not in the state: say so.
       if (left.length > 0) {
         return this.fail("PACKER_FAILED_AFTER_IMAGE", `packer build ${describeExit(exit)} after creating images that no state records`, [
@@ -347,6 +356,13 @@ class Runner {
       );
     }
     const image = selection.image;
+    const tests = this.imageTests(stream);
+    if (typeof tests === "string") {
+      return this.fail("IMAGE_TESTS_UNPROVEN", `packer build made ${describeImage(image)}, but ${tests}; the image is not used`, [
+        ...(await this.leftBehind(stream, run.manifestPath)),
+        logLine,
+      ]);
+    }
     let packerRunUuid: string | undefined;
     if (run.manifestPath !== undefined) {
       if (existsSync(run.manifestPath)) {
@@ -375,7 +391,25 @@ class Runner {
         );
       }
     }
-    return this.result(image, run.logFile, run.packerVersion, packerRunUuid, run.runId);
+    return this.result(image, run.logFile, run.packerVersion, packerRunUuid, tests, run.runId);
+  }
+
+  /**
+   * The tests of a build that made its image: none asked for (no image_tests_count var), their
+   * result, or why the output does not prove they all ran and passed. Only a whole pass counts: a
+   * build whose output lacks the result line must never be reported as tested.
+   */
+  private imageTests(stream: BuildStream): StageTests | undefined | string {
+    const countVar = this.varValue(IMAGE_TEST_VARS.count);
+    if (countVar === undefined) return undefined;
+    const expected = Number(countVar);
+    const line = stream.imageTests;
+    if (line === undefined) return `its output has no image tests result line (image-tests: stage=${this.args.stage} passed=${expected} failed=0)`;
+    if (line.stage !== this.args.stage) return `its image tests result line is for stage ${line.stage}`;
+    if (line.failed > 0 || line.passed !== expected) {
+      return `its image tests report passed=${line.passed} failed=${line.failed}, not all ${expected} checks passed`;
+    }
+    return { passed: true, count: expected };
   }
 
   /** A `--var` as Packer sees it (the last one given wins). */
@@ -416,6 +450,7 @@ class Runner {
     logFile: string,
     packerVersion: string | undefined,
     packerRunUuid: string | undefined,
+    tests: StageTests | undefined,
     runId: string,
   ): StageResult {
     return StageResultSchema.parse({
@@ -429,6 +464,7 @@ class Runner {
       ...(packerVersion !== undefined ? { packerVersion } : {}),
       ...(packerRunUuid !== undefined ? { packerRunUuid } : {}),
       durationSeconds: Math.round((Date.now() - this.started) / 100) / 10,
+      ...(tests !== undefined ? { tests } : {}),
     });
   }
 }

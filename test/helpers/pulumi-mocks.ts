@@ -59,9 +59,10 @@ export function fakeAmi(stage: string, region: string): string {
 
 /**
  * The runner's stdout for a stage as the real runner prints it: one JSON line, every region's AMI,
- * `amiId`/`region` being the first region of Packer's (alphabetically sorted) artifact id.
+ * `amiId`/`region` being the first region of Packer's (alphabetically sorted) artifact id, and the
+ * image tests' result when the stage ran tests.
  */
-export function runnerStdout(stage: string, regions: readonly string[]): string {
+export function runnerStdout(stage: string, regions: readonly string[], tests?: StageResult["tests"]): string {
   const sorted = [...regions].sort();
   const amis = Object.fromEntries(sorted.map((r) => [r, fakeAmi(stage, r)]));
   const result: StageResult = {
@@ -72,6 +73,7 @@ export function runnerStdout(stage: string, regions: readonly string[]): string 
     logFile: `.packer-logs/${stage}/packer-20250101T000000Z.log`,
     builderId: "mitchellh.amazonebs",
     packerVersion: "1.11.2",
+    ...(tests !== undefined ? { tests } : {}),
   };
   return `${JSON.stringify(result)}\n`;
 }
@@ -155,7 +157,12 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
   const raw = { ...readStackFileConfig(PROJECT_ROOT, options.stack), ...options.config };
   for (const key of options.without ?? []) delete raw[key];
   const regions = [raw[`${PROJECT}:region`]!, ...JSON.parse(raw[`${PROJECT}:amiRegions`] ?? "[]")] as string[];
-  const stdout = options.stdout ?? ((stage: string) => runnerStdout(stage, regions));
+  // As the runner reports a build whose image tests all passed (it fails any other).
+  const testsOf = (create: string) => {
+    const count = commandVars(create)["image_tests_count"];
+    return count === undefined ? undefined : { passed: true, count: Number(count) };
+  };
+  const stdout = options.stdout ?? ((stage: string, create: string) => runnerStdout(stage, regions, testsOf(create)));
 
   const resources: RecordedResource[] = [];
   const calls: string[] = [];
