@@ -43,6 +43,7 @@ function deps(projectRoot: string, stderr: (text: string) => void): DriverDeps {
     heartbeatMs: 60_000,
     interruptGraceMs: 2_000,
     plan: async () => 0,
+    prune: async () => 0,
     promote: runPromote,
   };
 }
@@ -121,7 +122,7 @@ describe("driver as a command-line tool (real CLI)", function () {
     for (const [i, argv] of cases.entries()) {
       const result = results[i]!;
       assert.equal(result.code, 0, `${argv.join(" ")}: ${result.stderr}`);
-      assert.match(result.stdout, /^usage: npm run pipeline -- <plan\|preview\|up\|destroy\|outputs\|sweep> --stack <dev\|prod>/);
+      assert.match(result.stdout, /^usage: npm run pipeline -- <plan\|preview\|up\|destroy\|outputs[|a-z]*> --stack <dev\|prod>/);
       assert.match(result.stdout, /^ {7}npm run pipeline -- promote --from <stack> --to <stack> \[--stage <stage>\]$/m);
       assert.equal(result.stderr, "");
     }

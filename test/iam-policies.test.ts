@@ -97,6 +97,7 @@ describe("IAM policies for CI (docs/iam)", () => {
       "instance-boundary.json",
       "preview-policy.json",
       "preview-trust.json",
+      "prune-policy.json",
     ]);
     for (const file of files) {
       const policy = read(file);

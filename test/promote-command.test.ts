@@ -60,6 +60,7 @@ function harness(stacks: Record<string, Record<string, unknown>>, env: NodeJS.Pr
     heartbeatMs: 60_000,
     interruptGraceMs: 20,
     plan: async () => assert.fail("promote is not plan"),
+    prune: async () => assert.fail("promote is not prune"),
     promote: runPromote,
   };
   const run = async (request: Partial<PromoteRequest> = {}) => {

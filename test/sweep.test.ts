@@ -135,10 +135,10 @@ describe("sweep rules (pure)", () => {
     assert.deepEqual([...recordedStageAmis(deployment).entries()].map(([s, a]) => [s, [...a].sort()]), [["jira", ["ami-0aaaaaaaaaaaaaaa1", "ami-0bbbbbbbbbbbbbbb2"]]]);
   });
 
-  it("the driver takes sweep --stack <s> [--apply]; --apply belongs to sweep alone", () => {
+  it("the driver takes sweep --stack <s> [--apply]; --apply belongs to prune and sweep alone", () => {
     assert.deepEqual(parseDriverArgs(["sweep", "--stack", "dev"]), { command: "sweep", stack: "dev", format: "text", verbose: false, yes: false, apply: false });
     assert.deepEqual(parseDriverArgs(["sweep", "--apply", "--stack=dev"]), { command: "sweep", stack: "dev", format: "text", verbose: false, yes: false, apply: true });
-    assert.throws(() => parseDriverArgs(["up", "--stack", "dev", "--apply"]), /pipeline-usage: --apply applies to sweep only/);
+    assert.throws(() => parseDriverArgs(["up", "--stack", "dev", "--apply"]), /pipeline-usage: --apply applies to prune, sweep only/);
   });
 });
 

@@ -3,7 +3,7 @@ import { JiraImagesError } from "../errors.ts";
 import { PromotedPinSchema } from "../config.ts";
 
 /** Commands that act on one stack (`--stack`). */
-export const STACK_COMMANDS = ["plan", "preview", "up", "destroy", "outputs", "sweep"] as const;
+export const STACK_COMMANDS = ["plan", "preview", "up", "destroy", "outputs", "prune", "sweep"] as const;
 export type StackCommand = (typeof STACK_COMMANDS)[number];
 export const COMMANDS = [...STACK_COMMANDS, "promote"] as const;
 export type DriverCommand = (typeof COMMANDS)[number];
@@ -20,7 +20,22 @@ export interface StackCommandArgs {
   yes: boolean;
   /** `sweep` removes what it finds only with this; without it, it prints what it would remove. */
   apply: boolean;
+  /** Only for `prune`. */
+  prune?: PruneOptions;
 }
+
+export interface PruneOptions {
+  /** Keep the newest N images of each stage per region. */
+  keep: number;
+  /** Keep every image younger than this many days. */
+  olderThanDays: number;
+  /** Remove (otherwise a dry run). */
+  apply: boolean;
+}
+
+export const PRUNE_DEFAULTS = { keep: 3, olderThanDays: 30 } as const;
+export const PRUNE_DEFAULT_OPTIONS: PruneOptions = { ...PRUNE_DEFAULTS, apply: false };
+
 
 export interface PromoteArgs {
   command: "promote";
@@ -42,6 +57,7 @@ const COMMAND_HELP: Record<DriverCommand, string> = {
   up: "build the stages that changed and deploy the stack",
   destroy: "destroy the stack's resources (needs --yes)",
   outputs: "print the stack outputs as JSON on stdout",
+  prune: "list the stack's old images no stack or instance uses (dry run); --apply removes them",
   sweep: "find what killed builds left (instances, volumes, groups, key pairs, unreferenced AMIs); --apply removes it",
   promote: "pin --from's tested image in Pulumi.<to>.yaml (a local file only); print what --to's next up rebuilds",
 };
@@ -61,7 +77,9 @@ const OPTIONS = {
   format: { type: "string", value: "<text|markdown>", help: "Markdown table + Mermaid graph for a PR comment", commands: ["plan"] },
   verbose: { type: "boolean", help: "also show the Pulumi CLI's own output on stderr", commands: ["preview", "up", "destroy"] },
   yes: { type: "boolean", help: "confirm destroy", commands: ["destroy"] },
-  apply: { type: "boolean", help: "remove what sweep finds (default: a dry run)", commands: ["sweep"] },
+  keep: { type: "string", value: "<n>", help: `keep the newest n images of each stage per region (${PRUNE_DEFAULTS.keep})`, commands: ["prune"] },
+  "older-than": { type: "string", value: "<days>", help: `keep images younger than this (${PRUNE_DEFAULTS.olderThanDays})`, commands: ["prune"] },
+  apply: { type: "boolean", help: "remove what it finds (prune: deregister the images, delete their snapshots); default: a dry run", commands: ["prune", "sweep"] },
   from: { type: "string", value: "<stack>", help: "stack whose image is promoted (dev or org/project/stack)", commands: ["promote"] },
   to: { type: "string", value: "<stack>", help: "stack that takes it (its Pulumi.<stack>.yaml is written)", commands: ["promote"] },
   stage: { type: "string", value: "<stage>", help: `stage promoted with its ancestors (default ${DEFAULT_PROMOTED_STAGE})`, commands: ["promote"] },
@@ -132,7 +150,30 @@ export function parseDriverArgs(argv: readonly string[]): DriverArgs {
   if (format !== undefined && format !== "text" && format !== "markdown") {
     throw usageError(`--format must be text or markdown, not "${format}"`);
   }
-  return { command, stack, format: format ?? "text", verbose: values.verbose ?? false, yes: values.yes ?? false, apply: values.apply ?? false };
+  return {
+    command,
+    stack,
+    format: format ?? "text",
+    verbose: values.verbose ?? false,
+    yes: values.yes ?? false,
+    apply: values.apply ?? false,
+    ...(command === "prune"
+      ? {
+          prune: {
+            keep: count("--keep", values.keep, 0) ?? PRUNE_DEFAULTS.keep,
+            // A day at least: an image an `up` has just made is in no state until that `up` ends.
+            olderThanDays: count("--older-than", values["older-than"]?.replace(/d$/, ""), 1) ?? PRUNE_DEFAULTS.olderThanDays,
+            apply: values.apply ?? false,
+          },
+        }
+      : {}),
+  };
+}
+
+function count(flag: string, value: string | undefined, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d{1,5}$/.test(value) || Number(value) < min) throw usageError(`${flag} must be a whole number from ${min}, not "${value}"`);
+  return Number(value);
 }
 
 function promoteArgs(values: { from?: string; to?: string; stage?: string }): PromoteArgs {

@@ -3,11 +3,12 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { CommandError, EngineEvent, PulumiCommand } from "@pulumi/pulumi/automation/index.js";
 import { JiraImagesError } from "../errors.ts";
-import { parseDriverArgs, USAGE, type DriverArgs, type StackCommandArgs } from "./args.ts";
+import { parseDriverArgs, PRUNE_DEFAULT_OPTIONS, USAGE, type DriverArgs, type StackCommandArgs } from "./args.ts";
 import { checkPassphrase, resolveBackend, type BackendSettings } from "./backend.ts";
 import type { DriverIo } from "./io.ts";
 import type { PlanRequest } from "./plan.ts";
 import type { PromoteRequest } from "./promote-command.ts";
+import type { PruneCommand } from "./prune.ts";
 import { isMissingCliError, missingCliError } from "./pulumi-cli.ts";
 import { ProgressTracker, renderSummary, stripColors, type DriverMode } from "./progress.ts";
 import type { StackFactory, StackHandle } from "./workspace.ts";
@@ -47,6 +48,7 @@ export interface DriverDeps {
    */
   interruptGraceMs: number;
   plan: (request: PlanRequest, io: DriverIo) => Promise<number>;
+  prune: (request: PruneCommand, io: DriverIo) => Promise<number>;
   /** `promote`: reads stack outputs with this driver's CLI and workspace, writes one stack file. */
   promote: (request: PromoteRequest, deps: DriverDeps) => Promise<number>;
 }
@@ -77,6 +79,26 @@ export async function runPipeline(argv: readonly string[], deps: DriverDeps): Pr
     const { automationStateReader, runSweep } = await import("./sweep-command.ts");
     const readState = async (stack: string) => (await automationStateReader(deps.root, deps.env))(stack);
     return runSweep({ stack: args.stack, apply: args.apply }, { root: deps.root, env: deps.env, io: deps.io, now: deps.now, readState });
+  }
+  if (args.command === "prune") {
+    try {
+      const pulumiCommand = await deps.detectCli();
+      const backend = resolveBackend(deps.env, deps.root);
+      if (backend.localStateDir) await mkdir(backend.localStateDir, { recursive: true });
+      // Exporting a stack needs no passphrase: prune reads every stack's state, whatever its passphrase.
+      return await deps.prune(
+        {
+          stack: args.stack,
+          ...(args.prune ?? PRUNE_DEFAULT_OPTIONS),
+          root: deps.root,
+          envVars: { PULUMI_BACKEND_URL: backend.url, PULUMI_SKIP_UPDATE_CHECK: "true" },
+          ...(pulumiCommand ? { pulumiCommand } : {}),
+        },
+        deps.io,
+      );
+    } catch (err) {
+      return await report(err, args, deps);
+    }
   }
   if (args.command === "destroy" && !args.yes) {
     say(`pipeline-usage: destroy removes every resource of stack "${args.stack}" (its instances included); add --yes to confirm`);

@@ -8,7 +8,7 @@ import { STAGE_TAG } from "../lifecycle/tags.ts";
 import { parseStageStdout } from "../runner/result.ts";
 import { liveRunIds } from "../runner/run-marker.ts";
 import { stageOfCommandUrn } from "../stages.ts";
-import { checkPassphrase, resolveBackend } from "./backend.ts";
+import { resolveBackend } from "./backend.ts";
 import type { DriverIo } from "./io.ts";
 import { isMissingCliError, missingCliError } from "./pulumi-cli.ts";
 
@@ -75,7 +75,6 @@ function recordedCreation(recorded: Map<string, Set<string>>, images: readonly S
 /** The real state reader: `pulumi stack export` through the Automation API, never creating a stack. */
 export async function automationStateReader(root: string, env: NodeJS.ProcessEnv): Promise<(stack: string) => Promise<unknown>> {
   const backend = resolveBackend(env, root);
-  checkPassphrase(env, backend);
   const { detectPulumiCli } = await import("./pulumi-cli.ts");
   const pulumiCommand = await detectPulumiCli(env);
   return async (stack) => {
@@ -85,8 +84,8 @@ export async function automationStateReader(root: string, env: NodeJS.ProcessEnv
       {
         workDir: root,
         pulumiCommand,
+        // Exporting needs no passphrase: secret values stay encrypted in an export.
         envVars: { PULUMI_BACKEND_URL: backend.url, PULUMI_SKIP_UPDATE_CHECK: "true" },
-        ...(backend.selfManaged ? { secretsProvider: "passphrase" } : {}),
       },
     );
     return selected.exportStack();

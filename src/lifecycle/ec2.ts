@@ -266,3 +266,15 @@ export async function deleteSnapshot(client: EC2Client, snapshotId: string): Pro
 export async function deprecateImage(client: EC2Client, imageId: string, at: Date): Promise<void> {
   await client.send(new EnableImageDeprecationCommand({ ImageId: imageId, DeprecateAt: at }));
 }
+
+/** Which of these AMI IDs still exist in the region (any state but deregistered); a filter, so unknown IDs are no error. */
+export async function existingImageIds(client: EC2Client, imageIds: readonly string[]): Promise<Set<string>> {
+  const existing = new Set<string>();
+  for (let i = 0; i < imageIds.length; i += 200) {
+    const input = { Filters: [{ Name: "image-id", Values: imageIds.slice(i, i + 200) }], IncludeDeprecated: true, IncludeDisabled: true };
+    for await (const page of paginateDescribeImages({ client }, input)) {
+      for (const image of page.Images ?? []) if (image.ImageId && image.State !== "deregistered") existing.add(image.ImageId);
+    }
+  }
+  return existing;
+}
