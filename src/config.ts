@@ -229,6 +229,15 @@ export const SETTINGS = {
     example: "al2023-ami-2023.*-x86_64",
     schema: z.string().min(1).max(128),
   }),
+  resolveSourceAmi: setting({
+    kind: "boolean",
+    description:
+      "Resolve the base stage's source OS image (newest match of sourceAmiOwners + sourceAmiNameFilter) at preview time and make it a base input: a newly published OS image shows in the preview as a base trigger change and rebuilds the chain. Off: Packer resolves the filter at build time and nothing rebuilds for a new OS image.",
+    default: false,
+    expect: "true or false",
+    example: "true",
+    schema: z.boolean(),
+  }),
   sshUsername: setting({
     kind: "string",
     description: "SSH user Packer connects as on the build instance (depends on the OS).",
@@ -576,6 +585,12 @@ export function parseStackConfig(raw: Readonly<Record<string, string>>, source: 
       problems.push(
         `${where("regionKmsKeyIds")} names no key for ${unkeyed.join(", ")}: those copies would use aws/ebs and could not be shared ` +
           `like the images in ${values.region as string}. ${keyFix}`,
+      );
+    }
+    if (values.resolveSourceAmi === true && values.sourceAmi !== "") {
+      problems.push(
+        `${where("resolveSourceAmi")} is true, but sourceAmi pins the OS image (${values.sourceAmi as string}): nothing is left to resolve. ` +
+          `Fix: pulumi config rm --stack ${source.stack} ${PROJECT}:sourceAmi, or set ${PROJECT}:resolveSourceAmi to false`,
       );
     }
     if ((values.subnetIds as string[]).length > 0 && values.vpcId === "") {

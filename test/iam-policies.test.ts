@@ -34,6 +34,7 @@ const allowed = (policy: PolicyDocument): string[] => policy.Statement.filter((s
 /** What each invoke (data-source lookup) of the program costs in IAM. */
 const INVOKE_ACTIONS: Record<string, string[]> = {
   "aws:ec2/getVpc:getVpc": ["ec2:DescribeVpcs"],
+  "aws:ec2/getAmi:getAmi": ["ec2:DescribeImages"],
   "aws:ec2/getSubnets:getSubnets": ["ec2:DescribeSubnets"],
   "aws:ec2/getSubnet:getSubnet": ["ec2:DescribeSubnets"],
   "aws:index/getCallerIdentity:getCallerIdentity": ["sts:GetCallerIdentity"],
@@ -75,6 +76,7 @@ async function programFootprint(): Promise<{ types: Set<string>; invokes: Set<st
   const variants: Array<[string, Record<string, string>]> = [
     ["dev", {}],
     ["prod", { "jira-images:blockPublicImageSharing": "true" }],
+    ["dev", { "jira-images:resolveSourceAmi": "true" }],
     ["prod", { "jira-images:vpcId": "vpc-0123456789abcdef0", "jira-images:subnetIds": '["subnet-01111111111111111","subnet-02222222222222222"]', "jira-images:vpcEndpoints": "always" }],
   ];
   for (const [stack, config] of variants) {
@@ -110,9 +112,9 @@ describe("IAM policies for CI (docs/iam)", () => {
     }
   });
 
-  it("trust: GitHub's OIDC provider, aud sts.amazonaws.com, sub pull_request for preview and environment:<env> per deploy role", () => {
-    const expected: Record<string, string> = {
-      "preview-trust.json": "repo:OWNER/REPO:pull_request",
+  it("trust: GitHub's OIDC provider, aud sts.amazonaws.com, sub pull_request (and main's scheduled OS image check) for preview and environment:<env> per deploy role", () => {
+    const expected: Record<string, string | string[]> = {
+      "preview-trust.json": ["repo:OWNER/REPO:pull_request", "repo:OWNER/REPO:ref:refs/heads/main"],
       "deploy-dev-trust.json": "repo:OWNER/REPO:environment:dev",
       "deploy-prod-trust.json": "repo:OWNER/REPO:environment:prod",
     };

@@ -422,3 +422,49 @@ describe("image tests: counting a stage's checks (src/image-tests.ts)", () => {
     assert.equal(parseImageTestsLine("echo image-tests: stage=jira passed=18 failed=0 # not at the end"), undefined);
   });
 });
+
+describe("image tests: what the stage templates hand the suites", function () {
+  this.timeout(60_000);
+  const STAGES = { base: ["base"], jira: ["base", "jira"], custom: ["base", "jira", "custom"] } as const;
+
+  /** The variables a suite says it needs (`requires A B ...`). */
+  const required = (suite: string) =>
+    readFileSync(join(TESTS, `${suite}.sh`), "utf8")
+      .split("\n")
+      .filter((l) => l.startsWith("requires "))
+      .flatMap((l) => l.split(/\s+/).slice(1));
+
+  it("passes every input the stage's suites require in the tests provisioner's environment", () => {
+    const common = readFileSync(join(PROJECT_ROOT, "packer", "common", "image-tests.pkr.hcl"), "utf8");
+    const commonEnv = common.slice(common.indexOf("image_tests_env"));
+    for (const [stage, suites] of Object.entries(STAGES)) {
+      const text = readFileSync(join(PROJECT_ROOT, "packer", stage, `${stage}.pkr.hcl`), "utf8");
+      const block = text.slice(text.search(/inline\s+= local\.image_tests_inline/));
+      assert.match(block, /^\s*inline\s+= local\.image_tests_inline\n\s*environment_vars = (local\.image_tests_env|concat\(local\.image_tests_env, \[)/, stage);
+      const env = block.slice(0, block.indexOf("execute_command"));
+      for (const name of suites.flatMap(required)) {
+        assert.ok(env.includes(`"${name}=`) || commonEnv.includes(`"${name}=`), `packer/${stage}: the tests lack ${name}`);
+      }
+    }
+  });
+
+  it("expects what Chef writes: the cookbook's heap in jira, each environment's node and role in custom (packer inspect)", async function () {
+    requireTool("packer", "packer");
+    requireTool("ruby", "ruby");
+    const local = (stdout: string, name: string): Record<string, string> => {
+      const line = stdout.split("\n").find((l) => l.startsWith(`local.${name}: `));
+      assert.ok(line, `packer inspect shows no local.${name}:\n${stdout}`);
+      return Object.fromEntries([...JSON.parse(line.slice(`local.${name}: `.length)).matchAll(/"(\w+)" = "([^"]*)"/g)].map((m: string[]) => [m[1], m[2]]));
+    };
+    const base = JSON.parse(await render("role:jira-base", "attributes")).jira.jvm;
+    const jira = await execa("packer", ["inspect", "packer/jira"], { cwd: PROJECT_ROOT });
+    assert.deepEqual(local(jira.stdout, "jvm"), base);
+    for (const env of ["dev", "prod"]) {
+      const custom = await execa("packer", ["inspect", "-var", "source_ami=ami-0123456789abcdef0", "-var-file", `packer/custom/${env}.pkrvars.hcl`, "packer/custom"], { cwd: PROJECT_ROOT });
+      const { jvm, db } = JSON.parse(await render(env, "attributes")).jira;
+      assert.deepEqual(local(custom.stdout, "jvm"), jvm, `custom-${env}`);
+      const { host, name, username, password_store, password_name } = db;
+      assert.deepEqual(local(custom.stdout, "node_db"), { host, name, username, password_store, password_name }, `custom-${env}`);
+    }
+  });
+});

@@ -4,6 +4,7 @@ import { appendFileSync, cpSync, mkdirSync, readFileSync, writeFileSync } from "
 import { join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import { execa } from "execa";
+import { parseDocument } from "yaml";
 import { copyPackerFolder } from "./helpers/packer-copy.ts";
 import { tempDir } from "./helpers/temp-dir.ts";
 import { loadStackConfigFile } from "../src/config.ts";
@@ -113,6 +114,15 @@ describe("offline rebuild plan", () => {
     assert.match(line(stdout, "custom-dev"), /REBUILD\s+workspace changed/);
   });
 
+  it("a changed check of the jira image tests rebuilds the stages that run it, as tests, not base", async () => {
+    writeCheckpoint(root, "dev");
+    appendFileSync(join(root, "packer/common/image-tests/jira.sh"), "\n# changed\n");
+    const { stdout } = await plan(root);
+    assert.match(line(stdout, "base"), /keep/);
+    assert.match(line(stdout, "jira"), /REBUILD\s+tests changed/);
+    assert.match(line(stdout, "custom-dev"), /REBUILD\s+tests changed/);
+  });
+
   it("a base template change rebuilds base and its descendants follow", async () => {
     writeCheckpoint(root, "dev", { gzip: true });
     appendFileSync(join(root, "packer/base/base.pkr.hcl"), "\n# changed\n");
@@ -146,6 +156,11 @@ describe("offline rebuild plan", () => {
   });
 
   it("shows the AMI in the stack's region as current, not the alphabetically first region's copy", async () => {
+    // prod as a stack that builds its own chain (its file may pin jira from dev).
+    const stackFile = join(root, "Pulumi.prod.yaml");
+    const doc = parseDocument(readFileSync(stackFile, "utf8"));
+    doc.deleteIn(["config", "jira-images:promoted"]);
+    writeFileSync(stackFile, doc.toString());
     const file = writeCheckpoint(root, "prod");
     const checkpoint = JSON.parse(readFileSync(file, "utf8"));
     const copies: Record<string, string> = {};

@@ -379,6 +379,13 @@ describe("program edge cases (runtime mocks)", () => {
     assert.equal(byType(run, "command:local:Command").some((r) => r.name === "custom-dev-build"), false);
   });
 
+  it("an image whose result has no tests (state from before the image tests) has no tests in its images entry", async () => {
+    const run = await runProgram({ stack: "dev", stdout: (stage, create) => runnerStdout(stage, [commandVars(create).region!]) });
+    assert.equal(run.error, undefined, String(run.error));
+    const images = run.outputs.images!.value as Record<string, ImageSummary>;
+    for (const stage of ["base", "jira", "custom-dev"]) assert.equal("tests" in images[stage]!, false, stage);
+  });
+
   it("fails naming the stage when the result has no AMI in the build region", async () => {
     const run = await runProgram({ stack: "dev", stdout: (stage) => runnerStdout(stage, ["us-east-1"]) });
     assert.match(String(run.error), /STAGE_OUTPUT_INVALID: stage base: the build made no AMI in region eu-west-1/);
