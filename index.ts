@@ -9,6 +9,7 @@ import { JiraEnvironment } from "./src/instances.ts";
 import { environmentSecret } from "./src/iam.ts";
 import { PublicSharingBlock } from "./src/public-access.ts";
 import { describeProblem, preflightError, stackPreflight } from "./src/preflight.ts";
+import { resolveSourceImage } from "./src/source-image.ts";
 import { stackStages } from "./stages/index.ts";
 
 export interface JiraImagesOptions {
@@ -39,6 +40,7 @@ export default function jiraImages(options: JiraImagesOptions = {}) {
   for (const problem of problems) void pulumi.log.warn(`${describeProblem(problem)} (an up stops here before building anything)`);
   const leaf = customStageName(config.environment);
 
+  const provider = new aws.Provider(`aws-${config.region}`, { region: config.region });
   const pipeline = new ImagePipeline("images", {
     stages,
     projectRoot,
@@ -46,10 +48,10 @@ export default function jiraImages(options: JiraImagesOptions = {}) {
     region: config.region,
     timeoutSeconds: config.buildTimeoutSeconds,
     deregisterReplacedImages: config.deregisterReplacedImages,
+    sourceImage: resolveSourceImage(config, provider),
   });
   const image = pipeline.stage(leaf);
 
-  const provider = new aws.Provider(`aws-${config.region}`, { region: config.region });
   const environment = new JiraEnvironment(
     config.environment,
     { config, secret, image: { stage: leaf, lineage: lineage(stages, leaf), amiId: image.amiId, inputsHash: image.inputs.inputsHash } },

@@ -4,7 +4,9 @@
  *
  * - runner wall time ÷ bare stand-in packer wall time, with and without Node's startup (the time
  *   the runner's CLI takes to load and exit on `--help`);
- * - parser throughput (MB/s) in-process, next to `grep 'artifact,0,id' | cut -d, -f6`.
+ * - parser throughput (MB/s) in-process, next to `grep 'artifact,0,id' | cut -d, -f6`;
+ * - a 1 GiB installer's hash: read whole, from the stat-keyed cache, through git's index
+ *   (bench/installer-hash.ts; `npm run bench -- installers` runs only this part).
  */
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,6 +19,7 @@ import { selectStageImage } from "../src/runner/image.ts";
 import { containsCredential } from "../src/runner/redact.ts";
 import { StageResultSchema } from "../src/runner/result.ts";
 import { shellQuote } from "../src/shell.ts";
+import { benchInstallerHash } from "./installer-hash.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const FAKE_PACKER = join(ROOT, "test/fixtures/fake-packer");
@@ -78,7 +81,14 @@ async function timed(run: () => Promise<void>): Promise<number> {
   return (performance.now() - start) / 1000;
 }
 
+function print(rows: Array<[string, string]>): void {
+  const width = Math.max(...rows.map(([k]) => k.length));
+  for (const [k, v] of rows) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
+}
+
 async function main(): Promise<void> {
+  // `npm run bench -- installers` measures only the installer hash.
+  if (process.argv.includes("installers")) return print(benchInstallerHash());
   const work = join(tmpdir(), `runner-bench-${process.pid}`);
   mkdirSync(join(work, "template"), { recursive: true });
   try {
@@ -175,9 +185,9 @@ async function main(): Promise<void> {
       ["parser + credential scan", `${(mb / median(parseAndScan)).toFixed(0)} MB/s (${median(parseAndScan).toFixed(3)} s)`],
       ["grep 'artifact,0,id' | cut -d, -f6", `${(mb / median(grep)).toFixed(0)} MB/s (${median(grep).toFixed(3)} s, incl. sh start)`],
     ];
-    const width = Math.max(...rows.map(([k]) => k.length));
-    for (const [k, v] of rows) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
+    print(rows);
     process.stdout.write(`(log size check: ${statSync(logPath).size} bytes)\n`);
+    print(benchInstallerHash());
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

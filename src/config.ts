@@ -12,7 +12,7 @@ export const PROJECT = "jira-images";
 /** Hard AWS limit on EC2 user data (raw, before base64). */
 export const USER_DATA_HARD_LIMIT_BYTES = 16 * 1024;
 
-type Kind = "string" | "integer" | "boolean" | "array";
+type Kind = "string" | "integer" | "boolean" | "array" | "object";
 
 interface Setting<T> {
   kind: Kind;
@@ -28,6 +28,8 @@ interface Setting<T> {
   schema: z.ZodType<T>;
   /** Shows a rejected raw value in the error without what must not be printed (credentials). */
   redact?: (raw: string) => string;
+  /** Says which part of a rejected object is wrong (appended to the error). */
+  detail?: (decoded: unknown) => string;
 }
 
 function setting<T>(s: Setting<T>): Setting<T> {
@@ -122,6 +124,47 @@ function arnRegion(arn: string): string {
 }
 
 /**
+ * A stack as a StackReference names it: `dev` (this project, this organization) or
+ * `org/project/stack` (Pulumi's own name rules: letters, digits, `-`, `_`, `.`).
+ */
+const STACK_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
+const QUALIFIED_STACK_NAME = /^[A-Za-z0-9_.-]{1,100}\/[A-Za-z0-9_.-]{1,100}\/[A-Za-z0-9_.-]{1,100}$/;
+
+/**
+ * The promotion pin (`jira-images:promoted`): this stack takes `stage` (and its ancestors) from
+ * stack `fromStack` instead of building them, at AMI `amiId`. Without `amiId` nothing is promoted
+ * yet (`npm run pipeline -- promote` writes it); the program then refuses to run.
+ */
+export const PromotedPinSchema = z.strictObject({
+  fromStack: z
+    .string()
+    .refine((s) => STACK_NAME.test(s) || QUALIFIED_STACK_NAME.test(s), "not a stack name (dev) or org/project/stack"),
+  stage: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, "not a stage name (e.g. jira)"),
+  amiId: AmiIdSchema.optional(),
+});
+
+export type PromotedPin = z.infer<typeof PromotedPinSchema>;
+
+/** `{}` (Pulumi.yaml's default): no promotion, the stack builds its whole chain. */
+const PromotedSettingSchema = z.union([z.strictObject({}), PromotedPinSchema]);
+
+/** One line of zod issues: `path: message; …`. */
+function zodIssues(error: z.ZodError, prefix: string): string {
+  return error.issues.map((i) => `${[prefix, ...i.path.map(String)].join(".")}: ${i.message}`).join("; ");
+}
+
+/** The pin a stack's `promoted` value holds, or undefined for `{}` (no promotion). */
+export function promotedPin(value: PromotedPin | Record<string, never>): PromotedPin | undefined {
+  return "fromStack" in value ? (value as PromotedPin) : undefined;
+}
+
+/** Whether `fromStack` names `stack` of this project itself (a stack cannot promote from itself). */
+export function isSameStack(fromStack: string, stack: string): boolean {
+  const parts = fromStack.split("/");
+  return parts.length === 1 ? fromStack === stack : parts[1] === PROJECT && parts[2] === stack;
+}
+
+/**
  * Every setting of the project namespace. Pulumi.yaml declares the same keys, kinds and defaults
  * (a test keeps them in step), because the CLI applies those defaults but Pulumi's test mocks do not.
  */
@@ -185,6 +228,15 @@ export const SETTINGS = {
     expect: "a non-empty AMI name pattern",
     example: "al2023-ami-2023.*-x86_64",
     schema: z.string().min(1).max(128),
+  }),
+  resolveSourceAmi: setting({
+    kind: "boolean",
+    description:
+      "Resolve the base stage's source OS image (newest match of sourceAmiOwners + sourceAmiNameFilter) at preview time and make it a base input: a newly published OS image shows in the preview as a base trigger change and rebuilds the chain. Off: Packer resolves the filter at build time and nothing rebuilds for a new OS image.",
+    default: false,
+    expect: "true or false",
+    example: "true",
+    schema: z.boolean(),
   }),
   sshUsername: setting({
     kind: "string",
@@ -385,15 +437,30 @@ export const SETTINGS = {
     example: '["CostCenter=jira"]',
     schema: z.array(z.string().regex(tagPair)),
   }),
+  promoted: setting({
+    kind: "object",
+    description:
+      "Promotion pin {fromStack, stage, amiId}: take stage and its ancestors from stack fromStack (dev or org/project/stack) at AMI amiId instead of building them; {} builds the whole chain.",
+    default: {} as PromotedPin | Record<string, never>,
+    expect: "{fromStack: <stack or org/project/stack>, stage: <stage>, amiId: <ami-…>} (amiId absent until the first promotion), or {}",
+    example: "{fromStack: dev, stage: jira}",
+    schema: PromotedSettingSchema,
+    detail: (decoded) => {
+      const parsed = PromotedPinSchema.safeParse(decoded);
+      return parsed.success ? "" : ` (${zodIssues(parsed.error, "promoted")})`;
+    },
+  }),
 } as const;
 
 export type SettingKey = keyof typeof SETTINGS;
 type SettingValue<K extends SettingKey> = (typeof SETTINGS)[K] extends Setting<infer T> ? T : never;
 
 /** The typed configuration of one stack: the only thing the program reads config through. */
-export type StackConfig = { readonly [K in Exclude<SettingKey, "tags">]: SettingValue<K> } & {
+export type StackConfig = { readonly [K in Exclude<SettingKey, "tags" | "promoted">]: SettingValue<K> } & {
   readonly stack: string;
   readonly tags: Readonly<Record<string, string>>;
+  /** The promotion pin; absent when the stack builds its whole chain. */
+  readonly promoted?: PromotedPin;
 };
 
 export interface ConfigSource {
@@ -485,7 +552,8 @@ export function parseStackConfig(raw: Readonly<Record<string, string>>, source: 
       values[key] = parsed.data;
     } else {
       const shown = spec.redact ? spec.redact(rawValue) : rawValue;
-      problems.push(`${where(key)} must be ${spec.expect}, got ${JSON.stringify(shown)}. ${fix(key, spec.example)}`);
+      const detail = spec.detail ? spec.detail(decoded) : "";
+      problems.push(`${where(key)} must be ${spec.expect}, got ${JSON.stringify(shown)}${detail}. ${fix(key, spec.example)}`);
     }
   }
 
@@ -519,6 +587,12 @@ export function parseStackConfig(raw: Readonly<Record<string, string>>, source: 
           `like the images in ${values.region as string}. ${keyFix}`,
       );
     }
+    if (values.resolveSourceAmi === true && values.sourceAmi !== "") {
+      problems.push(
+        `${where("resolveSourceAmi")} is true, but sourceAmi pins the OS image (${values.sourceAmi as string}): nothing is left to resolve. ` +
+          `Fix: pulumi config rm --stack ${source.stack} ${PROJECT}:sourceAmi, or set ${PROJECT}:resolveSourceAmi to false`,
+      );
+    }
     if ((values.subnetIds as string[]).length > 0 && values.vpcId === "") {
       problems.push(
         `${where("vpcId")} is required when subnetIds is set, so that the security group is created in the subnets' VPC. ` +
@@ -526,6 +600,13 @@ export function parseStackConfig(raw: Readonly<Record<string, string>>, source: 
       );
     }
     problems.push(...environmentProblems(values as Omit<StackConfig, "stack" | "tags">, where, fix));
+    const pin = promotedPin(values.promoted as PromotedPin | Record<string, never>);
+    if (pin !== undefined && isSameStack(pin.fromStack, source.stack)) {
+      problems.push(
+        `${where("promoted")} takes ${pin.stage} from ${pin.fromStack}, which is this stack itself. ` +
+          `Fix: name the stack that builds ${pin.stage} (e.g. fromStack: dev), or remove ${PROJECT}:promoted from ${source.file} to build the whole chain here`,
+      );
+    }
     for (const pair of values.tags as string[]) {
       const eq = pair.indexOf("=");
       const tagKey = pair.slice(0, eq);
@@ -542,7 +623,14 @@ export function parseStackConfig(raw: Readonly<Record<string, string>>, source: 
   if (problems.length > 0) {
     throw new JiraImagesError("CONFIG_INVALID", `stack ${source.stack}:\n  ${problems.join("\n  ")}`);
   }
-  return { ...(values as Omit<StackConfig, "stack" | "tags">), stack: source.stack, tags: Object.fromEntries(tags) };
+  const { promoted, ...rest } = values;
+  const pin = promotedPin(promoted as PromotedPin | Record<string, never>);
+  return {
+    ...(rest as Omit<StackConfig, "stack" | "tags" | "promoted">),
+    stack: source.stack,
+    tags: Object.fromEntries(tags),
+    ...(pin === undefined ? {} : { promoted: pin }),
+  };
 }
 
 /**

@@ -2,6 +2,8 @@ import { createHash } from "node:crypto";
 import { lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { join, posix } from "node:path";
 import { contentSha256Sync } from "./lfs.ts";
+import { installerSha256 } from "./installer-hash.ts";
+import { imageTestFiles } from "./image-tests.ts";
 import type { StageDefinition, VarValue } from "./stages.ts";
 import type { StackConfig } from "./config.ts";
 import { stackStages } from "../stages/index.ts";
@@ -10,7 +12,7 @@ import { stackStages } from "../stages/index.ts";
  * Named inputs of a stage, in the order they appear in the command's `triggers`. Any change
  * replaces the stage's command (= rebuilds the image); `preview --diff` shows the name.
  */
-const TRIGGER_NAMES = ["template", "workspace", "installers", "vars", "parentAmi"] as const;
+const TRIGGER_NAMES = ["template", "workspace", "installers", "vars", "tests", "parentAmi"] as const;
 export type TriggerName = (typeof TRIGGER_NAMES)[number];
 export type ContentTriggerName = Exclude<TriggerName, "parentAmi">;
 /** The triggers hashed from files and vars: known before any build runs, and offline. */
@@ -73,11 +75,11 @@ function resolvedStat(absPath: string) {
  * change every stage's trigger). A symlink to a folder is not followed, so that a link loop
  * cannot hang the hash; it counts by its target path, as does a dangling one.
  */
-function entryHash(absPath: string): string {
-  if (!lstatSync(absPath).isSymbolicLink()) return fileContentHash(absPath);
+function entryHash(absPath: string, hashFile: (absPath: string) => string): string {
+  if (!lstatSync(absPath).isSymbolicLink()) return hashFile(absPath);
   const target = resolvedStat(absPath);
   if (target === null) return `${DANGLING_SYMLINK}:${readlinkSync(absPath)}`;
-  return target.isFile() ? fileContentHash(absPath) : `symlink:${readlinkSync(absPath)}`;
+  return target.isFile() ? hashFile(absPath) : `symlink:${readlinkSync(absPath)}`;
 }
 
 /**
@@ -85,7 +87,12 @@ function entryHash(absPath: string): string {
  * modes, so every checkout of the same commit gets the same value. A missing path counts as
  * `missing` (it becomes a different hash once the path appears).
  */
-export function treeHash(projectRoot: string, paths: readonly string[], include: (path: string) => boolean = () => true): string {
+export function treeHash(
+  projectRoot: string,
+  paths: readonly string[],
+  include: (path: string) => boolean = () => true,
+  hashFile: (absPath: string) => string = fileContentHash,
+): string {
   const hash = sha256();
   for (const rel of [...paths].map((p) => posix.normalize(p)).sort()) {
     const files = listFiles(projectRoot, rel, include);
@@ -93,7 +100,7 @@ export function treeHash(projectRoot: string, paths: readonly string[], include:
       hash.update(`${rel}\0${MISSING}\n`);
       continue;
     }
-    for (const file of files.sort()) hash.update(`${file}\0${entryHash(join(projectRoot, file))}\n`);
+    for (const file of files.sort()) hash.update(`${file}\0${entryHash(join(projectRoot, file), hashFile)}\n`);
   }
   return `sha256:${hash.digest("hex")}`;
 }
@@ -119,12 +126,15 @@ export function stageInputs(stage: StageDefinition, projectRoot: string, parentI
   const hashes: Record<ContentTriggerName, string> = {
     template: treeHash(projectRoot, [stage.template], isTemplateFile),
     workspace: treeHash(projectRoot, stage.workspace),
-    installers: treeHash(projectRoot, stage.installers),
+    // Installers can be gigabytes: hashed through git's index or the stat-keyed cache (src/installer-hash.ts).
+    installers: treeHash(projectRoot, stage.installers, () => true, (abs) => `sha256:${installerSha256(projectRoot, abs)}`),
     vars: `sha256:${sha256()
       .update(canonicalVars(stage.vars))
       .update("\0")
       .update(treeHash(projectRoot, stage.varFiles))
       .digest("hex")}`,
+    // The runner and the stage's suites: a changed check rebuilds the images that run it.
+    tests: treeHash(projectRoot, imageTestFiles(stage.tests ?? [])),
   };
   const inputsHash = `sha256:${sha256()
     .update(CONTENT_TRIGGER_NAMES.map((k) => `${k}=${hashes[k]}`).join("\n"))
@@ -141,7 +151,7 @@ export function triggerEntries(inputs: StageInputs, parentAmi: string): string[]
   return [...contentTriggers(inputs), parentAmiTrigger(parentAmi)];
 }
 
-/** The first four trigger entries (CONTENT_TRIGGER_NAMES): known before any build runs. */
+/** The content trigger entries (CONTENT_TRIGGER_NAMES, all but the last): known before any build runs. */
 export function contentTriggers(inputs: StageInputs): string[] {
   return CONTENT_TRIGGER_NAMES.map((name) => `${name}=${inputs.hashes[name]}`);
 }
@@ -149,6 +159,16 @@ export function contentTriggers(inputs: StageInputs): string[] {
 /** The last trigger entry; a separate element so that an unknown parent AMI leaves the others readable. */
 export function parentAmiTrigger(parentAmi: string): string {
   return `parentAmi=${parentAmi}`;
+}
+
+/**
+ * The extra trigger of a root stage whose OS image is resolved at preview time (resolveSourceAmi):
+ * a newly published image changes it, which rebuilds the stage and so every stage below it.
+ */
+export const SOURCE_IMAGE_TRIGGER = "sourceImage";
+
+export function sourceImageTrigger(ami: string): string {
+  return `${SOURCE_IMAGE_TRIGGER}=${ami}`;
 }
 
 export interface PlannedStage extends StageInputs {

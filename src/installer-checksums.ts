@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, posix } from "node:path";
 import { JiraImagesError } from "./errors.ts";
-import { contentSha256Sync } from "./lfs.ts";
+import { installerSha256 } from "./installer-hash.ts";
 
 /**
  * The pinned SHA-256 of every installer in packer/files, as `sha256sum` writes it
@@ -79,7 +79,7 @@ export function installerPinProblem(projectRoot: string, installer: string, pins
     return undefined; // a link loop: the preflight reports the installer as missing
   }
   if (!info?.isFile() || info.size === 0) return undefined;
-  const actual = contentSha256Sync(path);
+  const actual = installerSha256(projectRoot, path);
   if (actual === pin) return undefined;
   return {
     code: "INSTALLER_CHECKSUM_MISMATCH",

@@ -13,7 +13,12 @@
  * costs a few counters, the artifacts and the last few messages.
  */
 
+import { parseImageTestsLine, type ImageTestsLine } from "./image-tests.ts";
+
 export const PACKER_COMMA = "%!(PACKER_COMMA)";
+
+/** What every image tests result line holds (packer/common/image-tests/run.sh). */
+const IMAGE_TESTS_MARK = "image-tests: stage=";
 
 /** Packer's final message after an interrupt was handled and every build cleaned up. */
 const CANCELLED_MESSAGE = "Cleanly cancelled builds after being interrupted.";
@@ -190,6 +195,8 @@ export interface BuildStream {
   removedAmis: string[];
   /** The stream ended in the middle of a line (Packer killed, log truncated). */
   truncated: boolean;
+  /** The last image tests result line a provisioner printed, if any. */
+  imageTests?: ImageTestsLine;
 }
 
 export interface ParserLimits {
@@ -307,6 +314,7 @@ export class MachineReadableParser {
       errors: [...s.errors],
       amiMentions: s.amiMentions.map((m) => ({ ...m })),
       removedAmis: [...s.removedAmis],
+      ...(s.imageTests ? { imageTests: { ...s.imageTests } } : {}),
       uiErrors: this.uiErrors.toArray().map(decodeField),
       uiTail: this.uiTail.toArray().map((u) => ({ ...u, text: decodeField(u.text) })),
     };
@@ -363,6 +371,10 @@ export class MachineReadableParser {
     const text = comma < 0 ? "" : rest.slice(comma + 1);
     const s = this.stream;
     if (kind === "error") this.uiErrors.push(text);
+    if (text.includes(IMAGE_TESTS_MARK)) {
+      const tests = parseImageTestsLine(decodeField(text));
+      if (tests) s.imageTests = tests;
+    }
     // Whatever kind a Packer version uses for them: only their wording is stable.
     if (text.endsWith(CANCELLED_MESSAGE)) s.cancelled = true;
     else if (text.endsWith(NO_ARTIFACTS_MESSAGE)) s.noArtifactsReported = true;

@@ -2,9 +2,10 @@ import * as pulumi from "@pulumi/pulumi";
 import { local } from "@pulumi/command";
 import { JiraImagesError } from "./errors.ts";
 import { shellQuote } from "./shell.ts";
-import { amiInRegion, parseStageStdout, type StageResult } from "./runner/result.ts";
-import { NO_PARENT, contentTriggers, parentAmiTrigger, stageInputs, triggerEntries, type StageInputs } from "./inputs-hash.ts";
+import { amiInRegion, parseStageStdout, type StageResult, type StageTests } from "./runner/result.ts";
+import { NO_PARENT, contentTriggers, parentAmiTrigger, sourceImageTrigger, stageInputs, triggerEntries, type StageInputs } from "./inputs-hash.ts";
 import { stageCommandName, type StageDefinition, type VarValue } from "./stages.ts";
+import { IMAGE_TEST_VARS, stageCheckNames } from "./image-tests.ts";
 
 function varValue(value: VarValue): string {
   return typeof value === "string" ? value : JSON.stringify(value);
@@ -30,8 +31,10 @@ export const DEREGISTER_SCRIPT = "src/runner/deregister-cli.ts";
 export interface RunnerInvocation {
   stage: StageDefinition;
   inputsHash: string;
-  /** The parent's AMI for a child stage (becomes `--var source_ami=...`). */
+  /** The parent's AMI for a child stage, or a root stage's resolved OS image (becomes `--var source_ami=...`). */
   sourceAmi?: string;
+  /** How many checks the stage's image test suites hold; 0 for a stage without tests. */
+  testCount: number;
   timeoutSeconds: number;
 }
 
@@ -42,11 +45,16 @@ export interface RunnerInvocation {
  */
 function runnerCommand(inv: RunnerInvocation): string {
   const { stage } = inv;
+  // The stage's own source_ami (a root stage's pin, "" for the filter) gives way to the one given here.
   const vars: Array<[string, string]> = Object.keys(stage.vars)
+    .filter((k) => inv.sourceAmi === undefined || k !== "source_ami")
     .sort()
     .map((k) => [k, varValue(stage.vars[k]!)]);
   if (inv.sourceAmi !== undefined) vars.push(["source_ami", inv.sourceAmi]);
   vars.push(["inputs_hash", inv.inputsHash]);
+  if (inv.testCount > 0) {
+    vars.push([IMAGE_TEST_VARS.suites, JSON.stringify(stage.tests ?? [])], [IMAGE_TEST_VARS.count, String(inv.testCount)]);
+  }
   const args: string[] = ["--stage", stage.name, "--template", stage.template];
   for (const [k, v] of vars) args.push("--var", `${k}=${v}`);
   for (const f of stage.varFiles) args.push("--var-file", f);
@@ -89,6 +97,8 @@ export interface StageArgs {
   /** The Pulumi stack: the delete step removes only images tagged with it. */
   stack: string;
   parent?: ImageStage;
+  /** A root stage's OS image resolved at preview time (resolveSourceAmi): its source_ami and a trigger. */
+  sourceImage?: pulumi.Output<string>;
 }
 
 /** One image build: a `local.Command` running the stage runner, and its parsed result. */
@@ -96,12 +106,16 @@ export class ImageStage extends pulumi.ComponentResource {
   readonly stageName: string;
   readonly parentStage: string | undefined;
   readonly inputs: StageInputs;
+  /** How many checks the image tests run on the build instance (0: the stage has none). */
+  readonly testCount: number;
   readonly command: local.Command;
   readonly result: pulumi.Output<StageResult>;
   /** AMI in the stack's region. */
   readonly amiId: pulumi.Output<string>;
   /** The parent's AMI this image was built from; "none" for a root stage. */
   readonly parentAmi: pulumi.Output<string>;
+  /** The resolved OS image of a root stage, when resolveSourceAmi is on. */
+  readonly sourceImage: pulumi.Output<string> | undefined;
 
   constructor(name: string, args: StageArgs, opts?: pulumi.ComponentResourceOptions) {
     super("jira-images:pipeline:ImageStage", name, {}, opts);
@@ -110,10 +124,19 @@ export class ImageStage extends pulumi.ComponentResource {
     this.parentStage = definition.parent;
     this.inputs = stageInputs(definition, projectRoot, args.parent?.inputs.inputsHash);
     this.parentAmi = args.parent ? args.parent.amiId : pulumi.output(NO_PARENT);
+    this.testCount = stageCheckNames(definition.name, definition.tests ?? [], projectRoot).length;
 
     const command = (sourceAmi?: string) =>
-      runnerCommand({ stage: definition, inputsHash: this.inputs.inputsHash, sourceAmi, timeoutSeconds: args.timeoutSeconds });
-    const create = args.parent ? args.parent.amiId.apply(command) : command();
+      runnerCommand({
+        stage: definition,
+        inputsHash: this.inputs.inputsHash,
+        sourceAmi,
+        testCount: this.testCount,
+        timeoutSeconds: args.timeoutSeconds,
+      });
+    this.sourceImage = args.parent ? undefined : args.sourceImage;
+    const source = args.parent?.amiId ?? this.sourceImage;
+    const create = source ? source.apply(command) : command();
 
     this.command = new local.Command(
       stageCommandName(name),
@@ -124,7 +147,11 @@ export class ImageStage extends pulumi.ComponentResource {
         delete: args.deregisterReplacedImages ? deregisterCommand(definition.name, args.stack) : undefined,
         // One element per named input, each known on its own: a preview names what changed even
         // while the parent's new AMI is still unknown.
-        triggers: [...contentTriggers(this.inputs), this.parentAmi.apply(parentAmiTrigger)],
+        triggers: [
+          ...contentTriggers(this.inputs),
+          this.parentAmi.apply(parentAmiTrigger),
+          ...(this.sourceImage ? [this.sourceImage.apply(sourceImageTrigger)] : []),
+        ],
         // stdout is one small JSON line; stderr carries the runner's progress and errors.
         logging: "stderr",
         // Needed by `update` and `delete`. The E2BIG risk of pulumi-command#285 comes from large stdout; the
@@ -151,11 +178,14 @@ export interface ImageSummary {
   inputsHash: string;
   triggers: string[];
   logFile: string;
+  /** The image tests the build ran before the AMI was made; absent for an image built without them. */
+  tests?: StageTests;
 }
 
 /** The stack output `images` entry of a stage. */
 function imageSummary(stage: ImageStage): pulumi.Output<ImageSummary> {
-  return pulumi.all([stage.result, stage.amiId, stage.parentAmi]).apply(([result, amiId, parentAmi]) => ({
+  const sourceImage = stage.sourceImage ?? pulumi.output(undefined);
+  return pulumi.all([stage.result, stage.amiId, stage.parentAmi, sourceImage]).apply(([result, amiId, parentAmi, source]) => ({
     stage: stage.stageName,
     amiId,
     amis: result.amis,
@@ -163,8 +193,9 @@ function imageSummary(stage: ImageStage): pulumi.Output<ImageSummary> {
     parentStage: stage.parentStage ?? null,
     parentAmi,
     inputsHash: stage.inputs.inputsHash,
-    triggers: triggerEntries(stage.inputs, parentAmi),
+    triggers: [...triggerEntries(stage.inputs, parentAmi), ...(source === undefined ? [] : [sourceImageTrigger(source)])],
     logFile: result.logFile,
+    ...(result.tests !== undefined ? { tests: result.tests } : {}),
   }));
 }
 
@@ -177,6 +208,8 @@ export interface PipelineArgs {
   deregisterReplacedImages: boolean;
   /** The Pulumi stack (the `stack` var every stage tags its image with). */
   stack: string;
+  /** The root stages' OS image resolved at preview time (resolveSourceAmi); undefined: as their vars say. */
+  sourceImage?: pulumi.Output<string>;
 }
 
 /** The stage chain of a stack: one ImageStage per stage, each built from its parent's AMI. */
@@ -205,6 +238,7 @@ export class ImagePipeline extends pulumi.ComponentResource {
             deregisterReplacedImages: args.deregisterReplacedImages,
             stack: args.stack,
             parent,
+            sourceImage: args.sourceImage,
           },
           { parent: this },
         ),

@@ -1,6 +1,7 @@
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { JiraImagesError } from "./errors.ts";
+import { IMAGE_TEST_VARS } from "./image-tests.ts";
 import { regionKmsKeyMap, type StackConfig } from "./config.ts";
 
 /** A Packer `-var` value: a string, or a list passed as a JSON (= HCL) list. */
@@ -29,10 +30,15 @@ export interface StageDefinition {
   readonly varFiles: readonly string[];
   /** Template variables; `source_ami` of a child stage and `inputs_hash` are added by the pipeline. */
   readonly vars: Readonly<Record<string, VarValue>>;
+  /**
+   * Image test suites (packer/common/image-tests/<suite>.sh) the build runs on its instance before
+   * the AMI is made; hashed as `tests`. The pipeline passes them and their check count to Packer.
+   */
+  readonly tests?: readonly string[];
 }
 
 /** Variables the pipeline or the runner set; a stage declaring them is a mistake. */
-const PIPELINE_VARS: ReadonlySet<string> = new Set(["inputs_hash", "manifest_path"]);
+const PIPELINE_VARS: ReadonlySet<string> = new Set(["inputs_hash", "manifest_path", IMAGE_TEST_VARS.suites, IMAGE_TEST_VARS.count, "run_id"]);
 
 /** The stage that builds environment `env`'s image. */
 export function customStageName(env: string): string {

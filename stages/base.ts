@@ -10,6 +10,7 @@ export function baseStage(config: StackConfig): StageDefinition {
     installers: [],
     scanInputs: [],
     varFiles: [],
+    tests: ["base"],
     vars: {
       ...commonVars("base", config),
       source_ami: config.sourceAmi,

@@ -28,6 +28,8 @@ export function jiraStage(config: StackConfig, pins: InstallerPins): StageDefini
     installerSource: `Jira Software ${config.jiraVersion} (TAR.GZ archive) from ${jiraInstallerUrl(config.jiraVersion)} (all versions: https://www.atlassian.com/software/jira/download-archives)`,
     scanInputs: ["packer/files"],
     varFiles: [],
+    // Everything the OS base image promises still holds, and Jira is installed.
+    tests: ["base", "jira"],
     vars: {
       ...commonVars("jira", config),
       jira_version: config.jiraVersion,

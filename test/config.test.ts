@@ -205,4 +205,36 @@ describe("stack config", () => {
       );
     });
   });
+
+  describe("the promotion pin (jira-images:promoted)", () => {
+    it("is absent when the stack builds its whole chain (no key, or Pulumi.yaml's default {})", () => {
+      assert.equal(parseWith({}).promoted, undefined);
+      assert.equal(parseWith({ promoted: "{}" }).promoted, undefined);
+      assert.equal("promoted" in parseWith({ promoted: "{}" }), false);
+    });
+
+    it("reads fromStack, stage and amiId; amiId may be absent (nothing promoted yet)", () => {
+      const pin = { fromStack: "organization/jira-images/staging", stage: "jira", amiId: "ami-0123456789abcdef0" };
+      assert.deepEqual(parseWith({ promoted: JSON.stringify(pin) }).promoted, pin);
+      assert.deepEqual(parseWith({ promoted: '{"fromStack":"prod","stage":"jira"}' }).promoted, { fromStack: "prod", stage: "jira" });
+    });
+
+    it("rejects a bad pin naming the stack file, the key, the field and the fix", () =>
+      assertConfigError(
+        { promoted: '{"fromStack":"dev","stage":"jira","amiId":"jira.version"}' },
+        /Pulumi\.dev\.yaml: jira-images:promoted must be \{fromStack: .*got "\{\\"fromStack.* \(promoted\.amiId: not an AMI ID \(ami-xxxxxxxx\)\)/,
+        /Fix: write "jira-images:promoted: \{fromStack: dev, stage: jira\}" under config: in Pulumi\.dev\.yaml/,
+      ));
+    it("rejects a pin without a stage, a stack name with spaces, an unknown field", () => {
+      assertConfigError({ promoted: '{"fromStack":"dev"}' }, /\(promoted\.stage: /);
+      assertConfigError({ promoted: '{"fromStack":"my dev","stage":"jira"}' }, /\(promoted\.fromStack: not a stack name \(dev\) or org\/project\/stack\)/);
+      assertConfigError({ promoted: '{"fromStack":"a/b","stage":"jira"}' }, /promoted\.fromStack: not a stack name/);
+      assertConfigError({ promoted: '{"from":"dev","stage":"jira"}' }, /promoted: Unrecognized key: "from"|promoted\.from/);
+      assertConfigError({ promoted: '"dev"' }, /jira-images:promoted must be/);
+    });
+    it("rejects a pin that takes the stage from the stack itself", () => {
+      assertConfigError({ promoted: '{"fromStack":"dev","stage":"jira"}' }, /jira-images:promoted takes jira from dev, which is this stack itself/);
+      assertConfigError({ promoted: '{"fromStack":"organization/jira-images/dev","stage":"jira"}' }, /which is this stack itself/);
+    });
+  });
 });

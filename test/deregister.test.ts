@@ -98,6 +98,24 @@ describe("deregistering a replaced stage's images (stubbed EC2)", () => {
     assert.ok(log.includes(`deregistered ${west} in eu-west-1`), log.join("\n"));
   });
 
+  it("keeps an image another stack pins (a promotion), names that stack, and still removes the other regions' images", async () => {
+    const ec2 = stubEc2();
+    const west = fakeAmi("jira", "eu-west-1");
+    const central = fakeAmi("jira", "eu-central-1");
+    ec2.addImage("eu-west-1", west, { ...ownTags("jira"), "jira-images:pinned-by:prod": "organization/jira-images/prod" }, ["snap-pinned"]);
+    ec2.addImage("eu-central-1", central, ownTags("jira"), ["snap-free"]);
+    const log: string[] = [];
+    const outcome = await deregisterStageImages({ stage: "jira", stack: "dev" }, resultOf("jira", regions), ec2.layer, (l) => log.push(l));
+    assert.deepEqual(outcome.failures, [], "the delete succeeds, so dev's up goes on");
+    assert.ok(ec2.region("eu-west-1").images.has(west) && ec2.region("eu-west-1").snapshots.has("snap-pinned"));
+    assert.ok(!ec2.calls.includes(`deregisterImage eu-west-1 ${west}`));
+    assert.ok(!ec2.region("eu-central-1").images.has(central));
+    assert.ok(
+      log.includes(`kept ${west} in eu-west-1: pinned by stack organization/jira-images/prod (tag jira-images:pinned-by:prod); not deregistered. prune removes it once no stack pins or uses it`),
+      log.join("\n"),
+    );
+  });
+
   it("is content when an image is already gone, and deletes the snapshots an earlier run left", async () => {
     const ec2 = stubEc2();
     const west = fakeAmi("base", "eu-west-1");

@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { runPipeline, type DriverDeps } from "../src/driver/run.ts";
 import { detectPulumiCli, isMissingCliError } from "../src/driver/pulumi-cli.ts";
 import { localStackFactory } from "../src/driver/workspace.ts";
+import { runPromote } from "../src/driver/promote-command.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 /** Only node's own folder: whatever is installed on this machine, `pulumi` is not on this PATH. */
@@ -42,6 +43,8 @@ function deps(projectRoot: string, stderr: (text: string) => void): DriverDeps {
     heartbeatMs: 60_000,
     interruptGraceMs: 2_000,
     plan: async () => 0,
+    prune: async () => 0,
+    promote: runPromote,
   };
 }
 
@@ -53,13 +56,13 @@ describe("driver without the Pulumi CLI (real, no stubs)", () => {
     assert.equal(result.stdout, "");
   });
 
-  it("preview, destroy and outputs fail the same way (the real `pulumi version` check, in process)", async () => {
+  it("preview, destroy, outputs and promote fail the same way (the real `pulumi version` check, in process)", async () => {
     const savedPath = process.env.PATH;
     try {
       process.env.PATH = PATH_WITHOUT_PULUMI;
-      for (const command of [["preview"], ["destroy", "--yes"], ["outputs"]]) {
+      for (const command of [["preview", "--stack", "dev"], ["destroy", "--yes", "--stack", "dev"], ["outputs", "--stack", "dev"], ["promote", "--from", "dev", "--to", "prod"]]) {
         let stderr = "";
-        const code = await runPipeline([...command, "--stack", "dev"], {
+        const code = await runPipeline(command, {
           ...deps(root, (t) => void (stderr += t)),
           detectCli: detectPulumiCli,
           stackFactory: async () => assert.fail("no stack without a CLI"),
@@ -119,15 +122,16 @@ describe("driver as a command-line tool (real CLI)", function () {
     for (const [i, argv] of cases.entries()) {
       const result = results[i]!;
       assert.equal(result.code, 0, `${argv.join(" ")}: ${result.stderr}`);
-      assert.match(result.stdout, /^usage: npm run pipeline -- <plan\|preview\|up\|destroy\|outputs> --stack <dev\|prod>/);
+      assert.match(result.stdout, /^usage: npm run pipeline -- <plan\|preview\|up\|destroy\|outputs[|a-z]*> --stack <dev\|prod>/);
+      assert.match(result.stdout, /^ {7}npm run pipeline -- promote --from <stack> --to <stack> \[--stage <stage>\]$/m);
       assert.equal(result.stderr, "");
     }
   });
 
   it("an unknown stack gives the same exit code and message in every command, listing the stacks", async () => {
     const expected = `pipeline-stack-unknown: no stack "qa": Pulumi.qa.yaml does not exist in ${root} (stacks: dev, prod)\n`;
-    const commands = [["plan"], ["preview"], ["up"], ["destroy", "--yes"], ["outputs"]];
-    const results = await Promise.all(commands.map((command) => pipeline([...command, "--stack", "qa"])));
+    const commands = [["plan", "--stack", "qa"], ["preview", "--stack", "qa"], ["up", "--stack", "qa"], ["destroy", "--yes", "--stack", "qa"], ["outputs", "--stack", "qa"], ["promote", "--from", "dev", "--to", "qa"]];
+    const results = await Promise.all(commands.map((command) => pipeline(command)));
     for (const [i, command] of commands.entries()) {
       const result = results[i]!;
       assert.deepEqual([result.code, result.stderr, result.stdout], [2, expected, ""], command.join(" "));

@@ -13,7 +13,9 @@ import {
   type UpOptions,
 } from "@pulumi/pulumi/automation/index.js";
 import { runPipeline, type DriverDeps } from "../src/driver/run.ts";
+import { JiraImagesError } from "../src/errors.ts";
 import type { StackHandle, StackRequest } from "../src/driver/workspace.ts";
+import { runPromote } from "../src/driver/promote-command.ts";
 
 /**
  * `createCommandError` and `CommandResult` are exported at runtime but marked @internal (absent
@@ -127,6 +129,8 @@ function harness(options: {
     heartbeatMs: options.heartbeatMs ?? 60_000,
     interruptGraceMs: 20,
     plan: async () => 0,
+    prune: async () => 0,
+    promote: runPromote,
   };
   return h;
 }
@@ -309,7 +313,7 @@ describe("driver (npm run pipeline) with the workspace layer stubbed", () => {
     const bad = harness({ root });
     assert.equal(await runPipeline(["deploy", "--stack", "dev"], bad.deps), 2);
     assert.match(bad.err(), /pipeline-usage: unknown command "deploy"/);
-    assert.match(bad.err(), /usage: npm run pipeline -- <plan\|preview\|up\|destroy\|outputs>/);
+    assert.match(bad.err(), /usage: npm run pipeline -- <plan\|preview\|up\|destroy\|outputs[|a-z]*>/);
   });
 
   it("plan goes to the plan module with the stack and format, without looking for the Pulumi CLI", async () => {
@@ -324,6 +328,27 @@ describe("driver (npm run pipeline) with the workspace layer stubbed", () => {
     };
     assert.equal(await runPipeline(["plan", "--stack", "prod", "--format", "markdown"], h.deps), 0);
     assert.deepEqual(seen, [{ stack: "prod", format: "markdown", root }]);
+  });
+
+  it("prune goes to the prune module with its options and the backend, with no passphrase needed, and passes its exit code on", async () => {
+    const h = harness({ root, env: {} });
+    const seen: unknown[] = [];
+    h.deps.prune = async (request) => {
+      seen.push({ stack: request.stack, keep: request.keep, olderThanDays: request.olderThanDays, apply: request.apply, backend: request.envVars.PULUMI_BACKEND_URL });
+      return 4;
+    };
+    assert.equal(await runPipeline(["prune", "--stack", "prod", "--keep", "5", "--apply"], h.deps), 4);
+    assert.deepEqual(seen, [{ stack: "prod", keep: 5, olderThanDays: 30, apply: true, backend: `file://${join(root, ".pulumi-state")}` }]);
+    assert.equal(h.requests.length, 0, "prune selects no stack: it reads them all");
+  });
+
+  it("prune without the Pulumi CLI gives the install message (exit 3)", async () => {
+    const h = harness({ root });
+    h.deps.detectCli = async () => {
+      throw new JiraImagesError("pulumi-cli-missing", "no pulumi on PATH");
+    };
+    assert.equal(await runPipeline(["prune", "--stack", "dev"], h.deps), 3);
+    assert.match(h.err(), /pulumi-cli-missing/);
   });
 
   it("a Pulumi CLI missing at operation time (CommandError ENOENT) gives the install message (exit 3)", async () => {

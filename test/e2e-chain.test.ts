@@ -90,6 +90,12 @@ describe("end to end: the program's own commands through the real runner and the
       assert.equal(lines.length, 1, e.stdout);
       assert.equal(StageResultSchema.parse(JSON.parse(lines[0]!)).stage, e.stage);
     }
+    // Each build ran its image tests (the stand-in prints their result line); the images entries record them.
+    const images = run.outputs.images!.value as Record<string, { tests?: unknown }>;
+    assert.deepEqual(
+      Object.fromEntries(Object.entries(images).map(([stage, image]) => [stage, image.tests])),
+      { base: { passed: true, count: 4 }, jira: { passed: true, count: 18 }, "custom-prod": { passed: true, count: 21 } },
+    );
   });
 
   it("hands each parent's AMI (build region) to its child's `packer build` arguments", () => {

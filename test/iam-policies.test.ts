@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { INSTANCE_ROLE_BOUNDARY } from "../src/iam.ts";
+import { SWEEP_ACTIONS } from "../src/lifecycle/sweep-ec2.ts";
 import { MOCK_ACCOUNT, runProgram } from "./helpers/pulumi-mocks.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -33,6 +34,7 @@ const allowed = (policy: PolicyDocument): string[] => policy.Statement.filter((s
 /** What each invoke (data-source lookup) of the program costs in IAM. */
 const INVOKE_ACTIONS: Record<string, string[]> = {
   "aws:ec2/getVpc:getVpc": ["ec2:DescribeVpcs"],
+  "aws:ec2/getAmi:getAmi": ["ec2:DescribeImages"],
   "aws:ec2/getSubnets:getSubnets": ["ec2:DescribeSubnets"],
   "aws:ec2/getSubnet:getSubnet": ["ec2:DescribeSubnets"],
   "aws:index/getCallerIdentity:getCallerIdentity": ["sts:GetCallerIdentity"],
@@ -74,6 +76,7 @@ async function programFootprint(): Promise<{ types: Set<string>; invokes: Set<st
   const variants: Array<[string, Record<string, string>]> = [
     ["dev", {}],
     ["prod", { "jira-images:blockPublicImageSharing": "true" }],
+    ["dev", { "jira-images:resolveSourceAmi": "true" }],
     ["prod", { "jira-images:vpcId": "vpc-0123456789abcdef0", "jira-images:subnetIds": '["subnet-01111111111111111","subnet-02222222222222222"]', "jira-images:vpcEndpoints": "always" }],
   ];
   for (const [stack, config] of variants) {
@@ -96,6 +99,7 @@ describe("IAM policies for CI (docs/iam)", () => {
       "instance-boundary.json",
       "preview-policy.json",
       "preview-trust.json",
+      "prune-policy.json",
     ]);
     for (const file of files) {
       const policy = read(file);
@@ -108,9 +112,9 @@ describe("IAM policies for CI (docs/iam)", () => {
     }
   });
 
-  it("trust: GitHub's OIDC provider, aud sts.amazonaws.com, sub pull_request for preview and environment:<env> per deploy role", () => {
-    const expected: Record<string, string> = {
-      "preview-trust.json": "repo:OWNER/REPO:pull_request",
+  it("trust: GitHub's OIDC provider, aud sts.amazonaws.com, sub pull_request (and main's scheduled OS image check) for preview and environment:<env> per deploy role", () => {
+    const expected: Record<string, string | string[]> = {
+      "preview-trust.json": ["repo:OWNER/REPO:pull_request", "repo:OWNER/REPO:ref:refs/heads/main"],
       "deploy-dev-trust.json": "repo:OWNER/REPO:environment:dev",
       "deploy-prod-trust.json": "repo:OWNER/REPO:environment:prod",
     };
@@ -181,6 +185,9 @@ describe("IAM policies for CI (docs/iam)", () => {
       for (const action of ["ec2:AttachVolume", "ec2:CopyImage", "ec2:CreateImage", "ec2:CreateKeyPair", "ec2:CreateSnapshot", "ec2:CreateVolume", "ec2:DeleteVolume", "ec2:DescribeImageAttribute", "ec2:DescribeInstanceStatus", "ec2:DescribeRegions", "ec2:DetachVolume", "ec2:GetPasswordData", "ec2:RegisterImage", "ec2:RunInstances", "ec2:StopInstances"]) {
         assert.ok(actions(packer).includes(action), action);
       }
+      // npm run pipeline -- sweep runs with the deploy role: every EC2 action it calls.
+      const sweep = deploy.Statement.find((s) => s.Sid === "Sweep")!;
+      assert.deepEqual(actions(sweep), [...SWEEP_ACTIONS], "the Sweep statement lists exactly what sweep calls (src/lifecycle/sweep-ec2.ts)");
       const other = read(`deploy-${env === "dev" ? "prod" : "dev"}-policy.json`);
       assert.equal(JSON.stringify(deploy).replaceAll(`${env}-instance`, "ENV-instance"), JSON.stringify(other).replaceAll(/(dev|prod)-instance/g, "ENV-instance"), "dev and prod differ only in the role names");
     });

@@ -117,6 +117,22 @@ describe("named input hashes (triggers)", () => {
       assert.deepEqual(row.dev, { base: [], jira: ["vars"], "custom-dev": ["parentAmi"] });
     });
 
+    it("the image tests' runner: every stage, as tests", () => {
+      const row = matrixRow({ files: (root) => appendFileSync(join(root, "packer/common/image-tests/run.sh"), "\n# changed\n") });
+      assert.deepEqual(row.dev, { base: ["tests"], jira: ["tests", "parentAmi"], "custom-dev": ["tests", "parentAmi"] });
+    });
+
+    it("the jira suite of the image tests: the stages that run it (jira, custom), as tests", () => {
+      const row = matrixRow({ files: (root) => appendFileSync(join(root, "packer/common/image-tests/jira.sh"), "\n# changed\n") });
+      assert.deepEqual(row.dev, { base: [], jira: ["tests"], "custom-dev": ["tests", "parentAmi"] });
+    });
+
+    it("the custom suite of the image tests: only the custom stages, as tests", () => {
+      const row = matrixRow({ files: (root) => appendFileSync(join(root, "packer/common/image-tests/custom.sh"), "\n# changed\n") });
+      assert.deepEqual(row.dev, { ...none, "custom-dev": ["tests"] });
+      assert.deepEqual(row.prod, { ...none, "custom-prod": ["tests"] });
+    });
+
     it("the KMS key (kmsKeyId): every stage, as vars", () => {
       const row = matrixRow({ config: { kmsKeyId: "alias/jira-images" } });
       assert.deepEqual(row.dev, { base: ["vars"], jira: ["vars", "parentAmi"], "custom-dev": ["vars", "parentAmi"] });
@@ -187,16 +203,16 @@ describe("named input hashes (triggers)", () => {
       const [, jira] = planStackInputs(configs.dev, PROJECT_ROOT);
       const a = triggerEntries(jira!, "ami-0aaaaaaaaaaaaaaaa");
       const b = triggerEntries(jira!, "ami-0bbbbbbbbbbbbbbbb");
-      assert.deepEqual(a.slice(0, 4), b.slice(0, 4));
-      assert.deepEqual([a[4], b[4]], ["parentAmi=ami-0aaaaaaaaaaaaaaaa", "parentAmi=ami-0bbbbbbbbbbbbbbbb"]);
+      assert.deepEqual(a.slice(0, 5), b.slice(0, 5));
+      assert.deepEqual([a[5], b[5]], ["parentAmi=ami-0aaaaaaaaaaaaaaaa", "parentAmi=ami-0bbbbbbbbbbbbbbbb"]);
     });
   });
 
   it("planStackInputs names every trigger, with the parent AMI as a placeholder", () => {
     const plan = planStackInputs(configs.prod, PROJECT_ROOT);
     assert.deepEqual(plan.map((s) => s.stage), ["base", "jira", "custom-prod"]);
-    assert.deepEqual(plan.map((s) => s.triggers.map((t) => t.slice(0, t.indexOf("=")))), Array(3).fill(["template", "workspace", "installers", "vars", "parentAmi"]));
-    assert.deepEqual(plan.map((s) => s.triggers[4]), [`parentAmi=${NO_PARENT}`, `parentAmi=${PARENT_AMI_UNKNOWN}`, `parentAmi=${PARENT_AMI_UNKNOWN}`]);
+    assert.deepEqual(plan.map((s) => s.triggers.map((t) => t.slice(0, t.indexOf("=")))), Array(3).fill(["template", "workspace", "installers", "vars", "tests", "parentAmi"]));
+    assert.deepEqual(plan.map((s) => s.triggers[5]), [`parentAmi=${NO_PARENT}`, `parentAmi=${PARENT_AMI_UNKNOWN}`, `parentAmi=${PARENT_AMI_UNKNOWN}`]);
     for (const s of plan) assert.match(s.inputsHash, /^sha256:[0-9a-f]{64}$/);
   });
 

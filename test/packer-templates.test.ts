@@ -9,6 +9,7 @@ import { execa } from "execa";
 import { parse as parseHcl } from "@cdktf/hcl2json";
 import { builderCidrsProblems, parseBuilderCidrs } from "../src/build-access.ts";
 import { copyPackerFolder } from "./helpers/packer-copy.ts";
+import { stageCheckNames } from "../src/image-tests.ts";
 import { HOST_KEY_FILES, prepareImageRoot } from "./helpers/image-root.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -18,6 +19,7 @@ const PARENT_AMI = "ami-0123456789abcdef0";
 const INPUTS_HASH = `sha256:${"ab".repeat(32)}`;
 const BUILDER_CIDRS = '["203.0.113.7/32"]';
 const INSTALLER_SHA256 = "cd".repeat(32);
+const RUN_ID = "20261204T190804Z-1a2b3c4d";
 
 function requireTool(command: string, aptPackage: string): void {
   const probe = spawnSync("sh", ["-c", `command -v ${command}`]);
@@ -43,9 +45,16 @@ function varArgs(vars: Record<string, string>): string[] {
   return Object.entries(vars).flatMap(([key, value]) => ["-var", `${key}=${value}`]);
 }
 
+/** The image test suites of each stage (stages/*.ts). */
+function testSuites(stage: string): string[] {
+  return stage === "base" ? ["base"] : stage === "jira" ? ["base", "jira"] : ["base", "jira", "custom"];
+}
+
 /** Exactly the contract variables the program passes to each stage (see the README). */
 function contractVars(stage: string, manifestPath: string): Record<string, string> {
   const common = {
+    image_test_suites: JSON.stringify(testSuites(stage)),
+    image_tests_count: String(stageCheckNames(stage, testSuites(stage), root).length),
     stage,
     stack: "prod",
     inputs_hash: INPUTS_HASH,
@@ -244,9 +253,9 @@ describe("packer templates (real Packer 1.6.6)", function () {
 
   it("loads the shared files of packer/common into each stage folder through relative symlinks", async function () {
     const links: Record<(typeof STAGE_DIRS)[number], string[]> = {
-      base: ["common-source.pkr.hcl", "common-variables.pkr.hcl"],
-      jira: ["common-chef-stage.pkr.hcl", "common-source.pkr.hcl", "common-variables.pkr.hcl"],
-      custom: ["common-chef-stage.pkr.hcl", "common-source.pkr.hcl", "common-variables.pkr.hcl"],
+      base: ["common-image-tests.pkr.hcl", "common-source.pkr.hcl", "common-variables.pkr.hcl"],
+      jira: ["common-chef-stage.pkr.hcl", "common-image-tests.pkr.hcl", "common-source.pkr.hcl", "common-variables.pkr.hcl"],
+      custom: ["common-chef-stage.pkr.hcl", "common-image-tests.pkr.hcl", "common-source.pkr.hcl", "common-variables.pkr.hcl"],
     };
     for (const stage of STAGE_DIRS) {
       const entries = await readdir(join(packerDir, stage), { withFileTypes: true });
@@ -370,7 +379,8 @@ describe("packer templates (real Packer 1.6.6)", function () {
   });
 
   it("declares every contract variable in every stage", async function () {
-    const common = ["stage", "stack", "inputs_hash", "region", "ami_regions", "build_instance_type", "ssh_username", "manifest_path"];
+    // run_id comes from the runner, not the program, but every stage must declare it for the runner to pass it.
+    const common = ["stage", "stack", "inputs_hash", "run_id", "region", "ami_regions", "build_instance_type", "ssh_username", "manifest_path", "image_test_suites", "image_tests_count"];
     const expected: Record<string, string[]> = {
       base: [...common, "source_ami", "source_ami_owners", "source_ami_name_filter"],
       jira: [...common, "source_ami", "jira_version", "jira_installer_sha256"],
@@ -391,7 +401,7 @@ describe("packer templates (real Packer 1.6.6)", function () {
       ["jira", "packer/jira", []],
       ["custom-prod", "packer/custom", ["-var-file", "packer/custom/prod.pkrvars.hcl"]],
     ] as const) {
-      const vars = contractVars(stage, join(scratch, "inspect.json"));
+      const vars: Record<string, string> = { ...contractVars(stage, join(scratch, "inspect.json")), run_id: RUN_ID };
       const result = await packer(["inspect", ...varArgs(vars), ...extra, dir], { PKR_VAR_ssh_source_cidrs: BUILDER_CIDRS });
       assert.equal(result.exitCode, 0, result.stderr);
       const amiName = inspectLocal(result.stdout, "ami_name");
@@ -405,13 +415,21 @@ describe("packer templates (real Packer 1.6.6)", function () {
       if (stage !== "base") assert.equal(tags["jira-images:jira-version"], "9.12.15");
       if (stage === "jira") assert.equal(tags["jira-images:jira-installer"], `sha256:${INSTALLER_SHA256}`);
       if (stage === "custom-prod") assert.equal(tags["jira-images:environment"], "prod");
+      // Any AMI that exists passed its image tests (a failed check stops the build), all of them.
+      assert.equal(tags["jira-images:tests"], "passed");
+      assert.equal(tags["jira-images:tests-count"], vars.image_tests_count);
+      assert.equal(Number(vars.image_tests_count), { base: 4, jira: 18, "custom-prod": 21 }[stage]);
       assert.ok(mapEntries(inspectLocal(result.stdout, "run_tags"))["jira-images:stage"] === stage, "run_tags lack the stage");
       assert.equal(mapEntries(inspectLocal(result.stdout, "run_tags"))["jira-images:stack"], "prod", "run_tags lack the stack");
+      // run_tags reach the instance, its security group and key pair (amazon plugin 1.8); the volumes get run_volume_tags.
+      assert.equal(mapEntries(inspectLocal(result.stdout, "run_tags"))["jira-images:run-id"], RUN_ID, "run_tags lack the run id");
+      assert.equal(tags["jira-images:run-id"], RUN_ID, "the AMI lacks the run id");
 
       const text = await stageText(dir.replace("packer/", ""));
       assert.match(text, /^\s*tags\s*=\s*local\.lineage_tags$/m);
       assert.match(text, /^\s*snapshot_tags\s*=\s*local\.lineage_tags$/m);
       assert.match(text, /^\s*run_tags\s*=\s*local\.run_tags$/m);
+      assert.match(text, /^\s*run_volume_tags\s*=\s*local\.run_tags$/m);
     }
   });
 
@@ -509,13 +527,14 @@ describe("provisioning smoke run (real Packer 1.6.6, null builder + shell-local)
         "dnf -y upgrade --refresh --releasever=latest",
         "dnf -y install amazon-ssm-agent",
         "systemctl enable amazon-ssm-agent",
-        "sshd -T -f <tmp>",
         "dnf clean all",
         "curl --fail --silent --show-error --location --retry 3 --output <tmp> https://downloads.example.invalid/cinc-18.7.10-1.el9.x86_64.rpm",
         "dnf -y install <tmp>",
         "cinc-client --local-mode --config <tmp> --no-color --log_level info --node-name dev",
         "dnf -y remove cinc",
         "dnf clean all",
+        // The base suite of the image tests, after image-cleanup.sh took the host keys: with a throwaway one.
+        "sshd -T -h <tmp> -f <tmp>",
       ],
     );
     assert.ok(result.calls.includes("cinc-client env JIRA_VERSION=9.12.15 CHEF_LICENSE=accept-no-persist"));
@@ -526,19 +545,21 @@ describe("provisioning smoke run (real Packer 1.6.6, null builder + shell-local)
     assert.equal(await exists(join(scratch, "home", "ec2-user", ".ssh", "authorized_keys")), false);
     assert.equal(await exists(join(scratch, "root", ".ssh", "authorized_keys")), false);
     // sshd's effective configuration was checked, and no host key is left to be shared.
-    assert.match(result.stdout, /os-base: sshd -T shows every hardened value in force/);
+    assert.match(result.stdout, /image-tests: ok: sshd hardening in force: sshd -T shows every hardened value in force/);
+    assert.match(result.stdout, /image-tests: stage=base passed=4 failed=0/);
     for (const key of HOST_KEY_FILES) assert.equal(await exists(join(scratch, "etc", "ssh", key)), false, `${key} baked into the image`);
     assert.ok(await exists(join(scratch, "etc", "ssh", "sshd_config")), "sshd_config removed");
     assert.ok(await exists(join(scratch, "etc", "ssh", "moduli")), "moduli removed");
   });
 
-  it("stops the build when sshd would not run with a hardened value, naming it and what sshd -T shows", async function () {
+  it("fails the build in its last step, the image tests, when sshd would not run with a hardened value", async function () {
     // A drop-in read before ours (cloud-init or a package could add one) wins in sshd.
     await writeFile(join(scratch, "etc", "ssh", "sshd_config.d", "00-early.conf"), "PasswordAuthentication yes\n");
     const result = await smoke({ chef_node: "dev" });
     assert.equal(result.exitCode, 1);
-    assert.match(result.stdout, /os-base: error: sshd does not run with the hardening of \/etc\/ssh\/sshd_config\.d\/01-jira-images-hardening\.conf: PasswordAuthentication no \(sshd -T: passwordauthentication yes\)/);
-    assert.ok(!result.calls.some((c) => c.startsWith("cinc-client")), "the build went on after the failed check");
+    assert.match(result.stdout, /ui,error,.*image-tests: FAILED sshd hardening in force: not in force: passwordauthentication no \(sshd -T: passwordauthentication yes\)/);
+    assert.match(result.stdout, /image-tests: stage=base passed=3 failed=1/);
+    assert.ok(result.calls.includes("dnf -y remove cinc"), "the tests did not run last");
   });
 
   it("jira stage: runs Chef with the jira-base role as the run list", async function () {

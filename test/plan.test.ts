@@ -4,12 +4,14 @@ import { appendFileSync, cpSync, mkdirSync, readFileSync, writeFileSync } from "
 import { join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import { execa } from "execa";
+import { parseDocument } from "yaml";
 import { copyPackerFolder } from "./helpers/packer-copy.ts";
 import { tempDir } from "./helpers/temp-dir.ts";
 import { loadStackConfigFile } from "../src/config.ts";
 import { planStackInputs } from "../src/inputs-hash.ts";
 import { rebuildPlan, renderMarkdown, renderText, runPlan, type PlanRequest } from "../src/driver/plan.ts";
 import { recordedStages } from "../src/driver/checkpoint.ts";
+import { setStackConfigValue } from "../src/driver/stack-file.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const AMI = { base: "ami-0aaaaaaaaaaaaaaa1", jira: "ami-0bbbbbbbbbbbbbbb2", "custom-dev": "ami-0ccccccccccccccc3" } as const;
@@ -112,6 +114,15 @@ describe("offline rebuild plan", () => {
     assert.match(line(stdout, "custom-dev"), /REBUILD\s+workspace changed/);
   });
 
+  it("a changed check of the jira image tests rebuilds the stages that run it, as tests, not base", async () => {
+    writeCheckpoint(root, "dev");
+    appendFileSync(join(root, "packer/common/image-tests/jira.sh"), "\n# changed\n");
+    const { stdout } = await plan(root);
+    assert.match(line(stdout, "base"), /keep/);
+    assert.match(line(stdout, "jira"), /REBUILD\s+tests changed/);
+    assert.match(line(stdout, "custom-dev"), /REBUILD\s+tests changed/);
+  });
+
   it("a base template change rebuilds base and its descendants follow", async () => {
     writeCheckpoint(root, "dev", { gzip: true });
     appendFileSync(join(root, "packer/base/base.pkr.hcl"), "\n# changed\n");
@@ -145,6 +156,11 @@ describe("offline rebuild plan", () => {
   });
 
   it("shows the AMI in the stack's region as current, not the alphabetically first region's copy", async () => {
+    // prod as a stack that builds its own chain (its file may pin jira from dev).
+    const stackFile = join(root, "Pulumi.prod.yaml");
+    const doc = parseDocument(readFileSync(stackFile, "utf8"));
+    doc.deleteIn(["config", "jira-images:promoted"]);
+    writeFileSync(stackFile, doc.toString());
     const file = writeCheckpoint(root, "prod");
     const checkpoint = JSON.parse(readFileSync(file, "utf8"));
     const copies: Record<string, string> = {};
@@ -197,6 +213,73 @@ describe("offline rebuild plan", () => {
     const unknown = await plan(root, { stack: "qa" });
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /Pulumi\.qa\.yaml does not exist/);
+  });
+});
+
+describe("offline plan of a promoted stack (jira-images:promoted)", () => {
+  const PROMOTED = "ami-0123456789abcdef0";
+  let root: string;
+  /** Sets prod's pin as `promote` writes it (the file may hold a pending one already). */
+  function pin(value: Record<string, string>): void {
+    const file = join(root, "Pulumi.prod.yaml");
+    const edited = setStackConfigValue(readFileSync(file, "utf8"), "Pulumi.prod.yaml", { key: "jira-images:promoted", value, comment: "pin" });
+    writeFileSync(file, edited.text);
+  }
+  beforeEach(() => {
+    root = projectCopy();
+  });
+
+  it("prod that built its own chain: jira promoted from dev, base with it, custom-prod rebuilds on the new parent AMI", async () => {
+    writeCheckpoint(root, "prod");
+    pin({ fromStack: "dev", stage: "jira", amiId: PROMOTED });
+    const { code, stdout } = await plan(root, { stack: "prod" });
+    assert.equal(code, 0);
+    assert.match(line(stdout, "jira"), new RegExp(`pinned {3}promoted from dev ${PROMOTED}; this stack's own build \\(${AMI.jira}\\) leaves its state {2}\\[now ${PROMOTED}\\]`));
+    assert.match(line(stdout, "base"), /pinned {3}from dev with the promoted jira; this stack's own build \(ami-0a\w+\) leaves its state$/);
+    assert.match(line(stdout, "custom-prod"), new RegExp(`REBUILD {2}parent AMI changes from ${AMI.jira} to ${PROMOTED}`));
+    assert.match(stdout, /^1 of 3 stages rebuild, 2 taken from dev\.$/m);
+    assert.match(stdout, new RegExp(`^Promotion: jira: promoted from dev ${PROMOTED}; this stack's own build \\(${AMI.jira}\\) leaves its state; custom-prod rebuilds \\(parent AMI changes from ${AMI.jira} to ${PROMOTED}\\)$`, "m"));
+
+    const markdown = (await plan(root, { stack: "prod", format: "markdown" })).stdout;
+    assert.match(markdown, new RegExp(`^\\*\\*Promotion:\\*\\* jira: promoted from dev ${PROMOTED}; .*custom-prod rebuilds`, "m"));
+    assert.match(markdown, new RegExp(`\\| \`jira\` \\| \`base\` \\| pinned \\| promoted from dev ${PROMOTED}.* \\| \`${PROMOTED}\` \\|`));
+    assert.match(markdown, /\| `custom-prod` \| `jira` \| \*\*rebuild\*\* \| parent AMI changes from /);
+    assert.match(markdown, /^ {2}class base,jira pinned$/m);
+  });
+
+  it("after the up that took the pin nothing rebuilds; a fresh prod builds only custom-prod", async () => {
+    const file = writeCheckpoint(root, "prod");
+    pin({ fromStack: "dev", stage: "jira", amiId: PROMOTED });
+    // What that up leaves: prod's own base and jira builds deleted, custom-prod built on the pinned AMI.
+    const checkpoint = JSON.parse(readFileSync(file, "utf8"));
+    checkpoint.checkpoint.latest.resources = checkpoint.checkpoint.latest.resources
+      .filter((r: { urn: string }) => !/::(base|jira)-build$/.test(r.urn))
+      .map((r: { urn: string; inputs?: { triggers: string[] } }) =>
+        r.inputs ? { ...r, inputs: { ...r.inputs, triggers: r.inputs.triggers.map((t) => (t.startsWith("parentAmi=") ? `parentAmi=${PROMOTED}` : t)) } } : r,
+      );
+    writeFileSync(file, JSON.stringify(checkpoint));
+    const { stdout } = await plan(root, { stack: "prod" });
+    assert.match(line(stdout, "jira"), new RegExp(`pinned {3}promoted from dev ${PROMOTED} {2}\\[now ${PROMOTED}\\]$`));
+    assert.match(line(stdout, "custom-prod"), /keep {5}inputs unchanged/);
+    assert.match(stdout, new RegExp(`^Promotion: jira: promoted from dev ${PROMOTED}; custom-prod keeps its image$`, "m"));
+
+    const fresh = projectCopy();
+    root = fresh;
+    pin({ fromStack: "dev", stage: "jira", amiId: PROMOTED });
+    const first = await plan(fresh, { stack: "prod" });
+    assert.match(first.stdout, /^1 of 3 stages rebuild, 2 taken from dev\.$/m);
+    assert.match(line(first.stdout, "custom-prod"), /REBUILD {2}not built yet in this stack/);
+    // The program builds only custom-prod: the jira installer of a fresh clone stops nothing.
+    assert.doesNotMatch(first.stdout, /REQUIRED_FILE_MISSING packer\/files\/atlassian-jira-software/);
+    assert.match(first.stdout, /^ {2}SSH_CIDRS_INVALID /m);
+  });
+
+  it("a pin without an AMI yet is a blocker that names the promote command", async () => {
+    pin({ fromStack: "dev", stage: "jira" });
+    const { code, stdout } = await plan(root, { stack: "prod" });
+    assert.equal(code, 0);
+    assert.match(line(stdout, "jira"), /pinned {3}taken from dev, nothing promoted yet$/);
+    assert.match(stdout, /^ {2}PROMOTION_PENDING Pulumi\.prod\.yaml: jira-images:promoted takes jira from dev, but no image is promoted yet; run `npm run pipeline -- promote --from dev --to prod`$/m);
   });
 });
 

@@ -76,7 +76,7 @@ for (const stack of ["dev", "prod"] as const) {
     });
 
     it("passes exactly the contract's variables to each stage", () => {
-      const common = ["ami_regions", "build_instance_type", "inputs_hash", "kms_key_id", "region", "region_kms_key_ids", "ssh_username", "stack", "stage"];
+      const common = ["ami_regions", "build_instance_type", "image_test_suites", "image_tests_count", "inputs_hash", "kms_key_id", "region", "region_kms_key_ids", "ssh_username", "stack", "stage"];
       const keys = (stage: string) => Object.keys(commandVars(commandOf(run, stage).inputs.create)).sort();
       assert.deepEqual(keys("base"), [...common, "source_ami", "source_ami_name_filter", "source_ami_owners"].sort());
       assert.deepEqual(keys("jira"), [...common, "jira_installer_sha256", "jira_version", "source_ami"].sort());
@@ -90,6 +90,12 @@ for (const stack of ["dev", "prod"] as const) {
       const customVars = commandVars(commandOf(run, custom).inputs.create);
       assert.equal(customVars.chef_node, stack);
       assert.equal(customVars.environment, stack);
+      // The image tests: the stage's suites and the number of checks they hold, counted from the files.
+      for (const [stage, suites, count] of [["base", ["base"], 4], ["jira", ["base", "jira"], 18], [custom, ["base", "jira", "custom"], 21]] as const) {
+        const vars = commandVars(commandOf(run, stage).inputs.create);
+        assert.equal(vars.image_test_suites, JSON.stringify(suites), stage);
+        assert.equal(vars.image_tests_count, String(count), stage);
+      }
     });
 
     it("hands each parent's AMI in the build region to its child (create, triggers, dependsOn)", () => {
@@ -97,16 +103,16 @@ for (const stack of ["dev", "prod"] as const) {
         const parentAmi = fakeAmi(parent, region);
         const { inputs, dependencies } = commandOf(run, child);
         assert.equal(commandVars(inputs.create).source_ami, parentAmi);
-        assert.equal(inputs.triggers[4], `parentAmi=${parentAmi}`);
+        assert.equal(inputs.triggers[5], `parentAmi=${parentAmi}`);
         assert.ok(dependencies.includes(commandOf(run, parent).urn), `${child} depends on ${parent}'s command`);
       }
-      assert.equal(commandOf(run, "base").inputs.triggers[4], "parentAmi=none");
+      assert.equal(commandOf(run, "base").inputs.triggers[5], "parentAmi=none");
     });
 
     it("names every trigger", () => {
       for (const stage of ["base", "jira", custom]) {
         const names = commandOf(run, stage).inputs.triggers.map((t: string) => t.slice(0, t.indexOf("=")));
-        assert.deepEqual(names, ["template", "workspace", "installers", "vars", "parentAmi"]);
+        assert.deepEqual(names, ["template", "workspace", "installers", "vars", "tests", "parentAmi"]);
       }
     });
 
@@ -128,6 +134,9 @@ for (const stack of ["dev", "prod"] as const) {
       assert.equal(images.base!.parentStage, null);
       assert.deepEqual(images[custom]!.regions, [region, ...config.amiRegions].sort());
       assert.match(images[custom]!.inputsHash, /^sha256:[0-9a-f]{64}$/);
+      // The image tests the build ran, from the runner's result.
+      assert.deepEqual(images.base!.tests, { passed: true, count: 4 });
+      assert.deepEqual(images[custom]!.tests, { passed: true, count: 21 });
       assert.equal(images[custom]!.logFile, `.packer-logs/${custom}/packer-20250101T000000Z.log`);
       assert.equal(commandVars(commandOf(run, custom).inputs.create).inputs_hash, images[custom]!.inputsHash);
     });
@@ -340,7 +349,8 @@ describe("program edge cases (runtime mocks)", () => {
     const jira = commandOf(run, "jira").inputs;
     assert.match(jira.triggers[0], /^template=sha256:/);
     assert.match(jira.triggers[3], /^vars=sha256:/);
-    assert.notEqual(typeof jira.triggers[4], "string", "the parent AMI is not known in a preview");
+    assert.match(jira.triggers[4], /^tests=sha256:/);
+    assert.notEqual(typeof jira.triggers[5], "string", "the parent AMI is not known in a preview");
     assert.equal(typeof byType(run, INSTANCE)[0]!.inputs.ami, "object");
   });
 
@@ -367,6 +377,13 @@ describe("program edge cases (runtime mocks)", () => {
     });
     assert.match(String(run.error), /STAGE_OUTPUT_INVALID: stage jira: the runner must print exactly one JSON line on stdout, got 2/);
     assert.equal(byType(run, "command:local:Command").some((r) => r.name === "custom-dev-build"), false);
+  });
+
+  it("an image whose result has no tests (state from before the image tests) has no tests in its images entry", async () => {
+    const run = await runProgram({ stack: "dev", stdout: (stage, create) => runnerStdout(stage, [commandVars(create).region!]) });
+    assert.equal(run.error, undefined, String(run.error));
+    const images = run.outputs.images!.value as Record<string, ImageSummary>;
+    for (const stage of ["base", "jira", "custom-dev"]) assert.equal("tests" in images[stage]!, false, stage);
   });
 
   it("fails naming the stage when the result has no AMI in the build region", async () => {

@@ -40,7 +40,7 @@ const RAISED = [
   /\bcode: ["'`]([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)["'`]/g,
 ];
 /** Message prefixes that are not codes. */
-const NOT_CODES = new Set(["stage-runner"]);
+const NOT_CODES = new Set(["stage-runner", "image-tests"]);
 
 function raisedCodes(files: readonly string[]): Map<string, string[]> {
   const codes = new Map<string, string[]>();

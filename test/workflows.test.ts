@@ -67,7 +67,7 @@ describe("GitHub Actions workflows", () => {
   const files = readdirSync(workflowDir).filter((file) => /\.ya?ml$/.test(file)).map((file) => join(workflowDir, file));
 
   it("are valid YAML with jobs whose needs exist", () => {
-    assert.deepEqual(files.map((file) => file.slice(workflowDir.length + 1)).sort(), ["deploy.yml", "pull-request.yml"]);
+    assert.deepEqual(files.map((file) => file.slice(workflowDir.length + 1)).sort(), ["deploy.yml", "os-image-check.yml", "pull-request.yml"]);
     for (const file of files) {
       const { workflow } = load(file);
       assert.ok(workflow.on && workflow.jobs, `${file}: on and jobs`);
@@ -161,7 +161,7 @@ describe("GitHub Actions workflows", () => {
         }
       }
     }
-    assert.equal(awsJobs, 3, "the preview job (matrix dev/prod), up dev, up prod");
+    assert.equal(awsJobs, 4, "the preview job (matrix dev/prod), up dev, up prod, the weekly OS image check");
   });
 
   it("no secret is written inline and every action is pinned", () => {

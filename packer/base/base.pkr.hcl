@@ -38,10 +38,23 @@ build {
     execute_command = "chmod +x {{ .Path }}; sudo env {{ .Vars }} {{ .Path }}"
   }
 
-  # Last: what no instance launched from the image may share (authorized_keys, SSH host keys).
+  # What no instance launched from the image may share (authorized_keys, SSH host keys).
   provisioner "shell" {
     script          = "${path.root}/scripts/image-cleanup.sh"
     execute_command = "chmod +x {{ .Path }}; sudo env {{ .Vars }} {{ .Path }}"
+  }
+
+  # Last: the image tests (packer/common/image-tests) on what the AMI will hold, after
+  # image-cleanup.sh so that its work is tested too; a failed check fails the build, so no AMI is made.
+  provisioner "file" {
+    source      = local.image_tests_source
+    destination = "/tmp/"
+  }
+
+  provisioner "shell" {
+    inline           = local.image_tests_inline
+    environment_vars = local.image_tests_env
+    execute_command  = "chmod +x {{ .Path }}; sudo env {{ .Vars }} {{ .Path }}"
   }
 
   post-processor "manifest" {

@@ -6,8 +6,14 @@
 locals {
   stage     = var.stage != "" ? var.stage : "custom-${var.environment}"
   chef_node = var.chef_node != "" ? var.chef_node : var.environment
-  # The heap the image check expects: the environment's role (its node applies role[jira-<env>]).
-  jvm             = jsondecode(file("${abspath(path.root)}/../chef/roles/jira-${var.environment}.json")).default_attributes.jira.jvm
+  # What the image tests expect of the node: its role's heap and database settings (the node
+  # applies role[jira-<env>]), with the node's own attributes over them, as Chef merges them.
+  role = jsondecode(file("${abspath(path.root)}/../chef/roles/jira-${var.environment}.json")).default_attributes.jira
+  node = jsondecode(file("${abspath(path.root)}/../chef/nodes/${local.chef_node}.json"))
+  jvm  = local.role.jvm
+  node_db = { for key in ["host", "name", "username", "password_store", "password_name"] :
+    key => try(local.node.normal.jira.db[key], local.role.db[key])
+  }
   ami_name        = "jira-images-${local.stage}-${var.jira_version}-${formatdate("YYYYMMDDhhmmss", local.build_time)}"
   ami_description = "jira-images ${local.stage}: Jira Software ${var.jira_version} for ${var.environment} (inputs ${var.inputs_hash})"
 
@@ -48,21 +54,31 @@ build {
     execute_command = "chmod +x {{ .Path }}; sudo env {{ .Vars }} {{ .Path }}"
   }
 
-  # The image check: fails the build (no AMI) unless the built file system is what Jira needs to
-  # start with this stage's settings. After Chef's cleanup, so that leftovers count.
+  # What no instance launched from the image may share (authorized_keys, SSH host keys).
   provisioner "shell" {
-    script = "${path.root}/scripts/verify-jira-image.sh"
-    environment_vars = [
-      "JIRA_VERSION=${var.jira_version}",
-      "JVM_MINIMUM_MEMORY=${local.jvm.minimum_memory}",
-      "JVM_MAXIMUM_MEMORY=${local.jvm.maximum_memory}",
-    ]
+    script          = "${path.root}/scripts/image-cleanup.sh"
     execute_command = "chmod +x {{ .Path }}; sudo env {{ .Vars }} {{ .Path }}"
   }
 
-  # Last: what no instance launched from the image may share (authorized_keys, SSH host keys).
+  # Last: the image tests (packer/common/image-tests) on what the AMI will hold, after
+  # image-cleanup.sh so that its work is tested too; a failed check fails the build, so no AMI is made.
+  provisioner "file" {
+    source      = local.image_tests_source
+    destination = "/tmp/"
+  }
+
   provisioner "shell" {
-    script          = "${path.root}/scripts/image-cleanup.sh"
+    inline = local.image_tests_inline
+    environment_vars = concat(local.image_tests_env, [
+      "JIRA_VERSION=${var.jira_version}",
+      "JVM_MINIMUM_MEMORY=${local.jvm.minimum_memory}",
+      "JVM_MAXIMUM_MEMORY=${local.jvm.maximum_memory}",
+      "NODE_DB_HOST=${local.node_db.host}",
+      "NODE_DB_NAME=${local.node_db.name}",
+      "NODE_DB_USERNAME=${local.node_db.username}",
+      "NODE_DB_PASSWORD_STORE=${local.node_db.password_store}",
+      "NODE_DB_PASSWORD_NAME=${local.node_db.password_name}",
+    ])
     execute_command = "chmod +x {{ .Path }}; sudo env {{ .Vars }} {{ .Path }}"
   }
 

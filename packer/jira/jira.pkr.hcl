@@ -8,7 +8,7 @@ locals {
   ami_name        = "jira-images-${local.stage}-${var.jira_version}-${formatdate("YYYYMMDDhhmmss", local.build_time)}"
   ami_description = "jira-images ${local.stage}: Jira Software ${var.jira_version} (inputs ${var.inputs_hash})"
   installer       = "atlassian-jira-software-${var.jira_version}.tar.gz"
-  # The heap the image check expects: the cookbook's defaults (attributes/default.rb), which the
+  # The heap the image tests expect: the cookbook's defaults (attributes/default.rb), which the
   # jira-base role keeps.
   jvm = { minimum_memory = "1024m", maximum_memory = "2048m" }
 
@@ -66,21 +66,26 @@ build {
     execute_command = "chmod +x {{ .Path }}; sudo env {{ .Vars }} {{ .Path }}"
   }
 
-  # The image check: fails the build (no AMI) unless the built file system is what Jira needs to
-  # start with this stage's settings. After Chef's cleanup, so that leftovers count.
+  # What no instance launched from the image may share (authorized_keys, SSH host keys).
   provisioner "shell" {
-    script = "${path.root}/scripts/verify-jira-image.sh"
-    environment_vars = [
-      "JIRA_VERSION=${var.jira_version}",
-      "JVM_MINIMUM_MEMORY=${local.jvm.minimum_memory}",
-      "JVM_MAXIMUM_MEMORY=${local.jvm.maximum_memory}",
-    ]
+    script          = "${path.root}/scripts/image-cleanup.sh"
     execute_command = "chmod +x {{ .Path }}; sudo env {{ .Vars }} {{ .Path }}"
   }
 
-  # Last: what no instance launched from the image may share (authorized_keys, SSH host keys).
+  # Last: the image tests (packer/common/image-tests) on what the AMI will hold, after
+  # image-cleanup.sh so that its work is tested too; a failed check fails the build, so no AMI is made.
+  provisioner "file" {
+    source      = local.image_tests_source
+    destination = "/tmp/"
+  }
+
   provisioner "shell" {
-    script          = "${path.root}/scripts/image-cleanup.sh"
+    inline = local.image_tests_inline
+    environment_vars = concat(local.image_tests_env, [
+      "JIRA_VERSION=${var.jira_version}",
+      "JVM_MINIMUM_MEMORY=${local.jvm.minimum_memory}",
+      "JVM_MAXIMUM_MEMORY=${local.jvm.maximum_memory}",
+    ])
     execute_command = "chmod +x {{ .Path }}; sudo env {{ .Vars }} {{ .Path }}"
   }
 

@@ -16,5 +16,7 @@ export function processDeps(root: string): DriverDeps {
     heartbeatMs: 30_000,
     interruptGraceMs: 2_000,
     plan: async (request, io) => (await import("./plan.ts")).runPlan(request, io),
+    prune: async (request, io) => (await import("./prune.ts")).runPrune(request, io),
+    promote: async (request, deps) => (await import("./promote-command.ts")).runPromote(request, deps),
   };
 }

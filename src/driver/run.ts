@@ -3,10 +3,12 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { CommandError, EngineEvent, PulumiCommand } from "@pulumi/pulumi/automation/index.js";
 import { JiraImagesError } from "../errors.ts";
-import { parseDriverArgs, USAGE, type DriverArgs } from "./args.ts";
+import { parseDriverArgs, PRUNE_DEFAULT_OPTIONS, USAGE, type DriverArgs, type StackCommandArgs } from "./args.ts";
 import { checkPassphrase, resolveBackend, type BackendSettings } from "./backend.ts";
 import type { DriverIo } from "./io.ts";
 import type { PlanRequest } from "./plan.ts";
+import type { PromoteRequest } from "./promote-command.ts";
+import type { PruneCommand } from "./prune.ts";
 import { isMissingCliError, missingCliError } from "./pulumi-cli.ts";
 import { ProgressTracker, renderSummary, stripColors, type DriverMode } from "./progress.ts";
 import type { StackFactory, StackHandle } from "./workspace.ts";
@@ -46,6 +48,9 @@ export interface DriverDeps {
    */
   interruptGraceMs: number;
   plan: (request: PlanRequest, io: DriverIo) => Promise<number>;
+  prune: (request: PruneCommand, io: DriverIo) => Promise<number>;
+  /** `promote`: reads stack outputs with this driver's CLI and workspace, writes one stack file. */
+  promote: (request: PromoteRequest, deps: DriverDeps) => Promise<number>;
 }
 
 /** Runs one driver command; returns the process exit code and never throws. */
@@ -55,18 +60,45 @@ export async function runPipeline(argv: readonly string[], deps: DriverDeps): Pr
     deps.io.stdout(`${USAGE}\n`);
     return EXIT.ok;
   }
-  let args: DriverArgs;
+  let parsed: DriverArgs;
   try {
-    args = parseDriverArgs(argv);
-    // Every command, `plan` included, says the same about a stack that does not exist.
-    checkStackFile(deps.root, args.stack);
+    parsed = parseDriverArgs(argv);
+    // Every command, `plan` and `promote` included, says the same about a stack that does not exist.
+    checkStackFile(deps.root, parsed.command === "promote" ? parsed.to : parsed.stack);
   } catch (err) {
     say(messageOf(err));
     if (!(err instanceof JiraImagesError && err.code === "pipeline-stack-unknown")) say(USAGE);
     return EXIT.usage;
   }
+  if (parsed.command === "promote") return deps.promote({ from: parsed.from, to: parsed.to, stage: parsed.stage }, deps);
+  const args = parsed;
   if (args.command === "plan") {
     return deps.plan({ stack: args.stack, format: args.format, root: deps.root, env: deps.env }, deps.io);
+  }
+  if (args.command === "sweep") {
+    const { automationStateReader, runSweep } = await import("./sweep-command.ts");
+    const readState = async (stack: string) => (await automationStateReader(deps.root, deps.env))(stack);
+    return runSweep({ stack: args.stack, apply: args.apply }, { root: deps.root, env: deps.env, io: deps.io, now: deps.now, readState });
+  }
+  if (args.command === "prune") {
+    try {
+      const pulumiCommand = await deps.detectCli();
+      const backend = resolveBackend(deps.env, deps.root);
+      if (backend.localStateDir) await mkdir(backend.localStateDir, { recursive: true });
+      // Exporting a stack needs no passphrase: prune reads every stack's state, whatever its passphrase.
+      return await deps.prune(
+        {
+          stack: args.stack,
+          ...(args.prune ?? PRUNE_DEFAULT_OPTIONS),
+          root: deps.root,
+          envVars: { PULUMI_BACKEND_URL: backend.url, PULUMI_SKIP_UPDATE_CHECK: "true" },
+          ...(pulumiCommand ? { pulumiCommand } : {}),
+        },
+        deps.io,
+      );
+    } catch (err) {
+      return await report(err, args, deps);
+    }
   }
   if (args.command === "destroy" && !args.yes) {
     say(`pipeline-usage: destroy removes every resource of stack "${args.stack}" (its instances included); add --yes to confirm`);
@@ -132,7 +164,7 @@ async function runOperation(
   mode: DriverMode,
   stack: StackHandle,
   tracker: ProgressTracker,
-  args: DriverArgs,
+  args: StackCommandArgs,
   backend: BackendSettings,
   deps: DriverDeps,
 ): Promise<number> {
@@ -202,7 +234,7 @@ function messageOf(err: unknown): string {
 }
 
 /** The Pulumi CLI's own stderr inside a CommandError (the message is its `CommandResult`). */
-function commandErrorDetails(err: CommandError): { exitCode?: number; stderr: string } {
+export function commandErrorDetails(err: CommandError): { exitCode?: number; stderr: string } {
   const code = /^code: (-?\d+)/.exec(err.message)?.[1];
   const stderr = /\n stderr: ([\s\S]*?)\n err\?: /.exec(err.message)?.[1] ?? "";
   return { ...(code !== undefined ? { exitCode: Number(code) } : {}), stderr: stripColors(stderr).trim() };
@@ -213,7 +245,7 @@ function commandErrorDetails(err: CommandError): { exitCode?: number; stderr: st
  * Automation API takes about a second to load and `plan` never needs it, so it is loaded here
  * and by the CLI's factories, not at start-up.
  */
-async function report(err: unknown, args: DriverArgs, deps: DriverDeps, tracker?: ProgressTracker): Promise<number> {
+async function report(err: unknown, args: StackCommandArgs, deps: DriverDeps, tracker?: ProgressTracker): Promise<number> {
   const say = (line: string): void => deps.io.stderr(`${line}\n`);
   if (tracker) deps.io.stderr(renderSummary(tracker.rows()));
   if (isMissingCliError(err)) {

@@ -4,13 +4,9 @@
  * EC2 is reached through `Ec2Layer` so that the rules here are tested without AWS.
  */
 import type { StageResult } from "./result.ts";
+import { MANAGED_BY, MANAGED_BY_TAG, STACK_TAG, STAGE_TAG, describePins, pinnedBy } from "../lifecycle/tags.ts";
 
-/** Tags that packer/common/source.pkr.hcl puts on every image this project builds. */
-export const STAGE_TAG = "jira-images:stage";
-/** The Pulumi stack whose stage built the image (dev's and prod's images share stage names and account). */
-export const STACK_TAG = "jira-images:stack";
-export const MANAGED_BY_TAG = "jira-images:managed-by";
-export const MANAGED_BY = "packer";
+export { MANAGED_BY, MANAGED_BY_TAG, STACK_TAG, STAGE_TAG };
 
 export interface ImageRecord {
   imageId: string;
@@ -141,6 +137,11 @@ export async function deregisterStageImages(
   }
 
   for (const { region, imageId, image } of found) {
+    // Another stack uses it (a promotion): it stays, and so does this stage's delete (it succeeds).
+    if (image !== undefined && pinnedBy(image.tags).length > 0) {
+      log(`kept ${imageId} in ${region}: ${describePins(image.tags)}; not deregistered. prune removes it once no stack pins or uses it`);
+      continue;
+    }
     try {
       let snapshotIds: string[];
       if (image === undefined) {

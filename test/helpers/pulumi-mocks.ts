@@ -47,6 +47,8 @@ export interface RecordedResource {
 export interface ProgramRun {
   resources: RecordedResource[];
   calls: string[];
+  /** Every invoke's arguments, by token. */
+  callArgs: Array<{ token: string; inputs: Record<string, unknown> }>;
   outputs: Record<string, { known: boolean; value: unknown }>;
   /** Error the program or one of its outputs failed with, if any. */
   error?: unknown;
@@ -59,9 +61,10 @@ export function fakeAmi(stage: string, region: string): string {
 
 /**
  * The runner's stdout for a stage as the real runner prints it: one JSON line, every region's AMI,
- * `amiId`/`region` being the first region of Packer's (alphabetically sorted) artifact id.
+ * `amiId`/`region` being the first region of Packer's (alphabetically sorted) artifact id, and the
+ * image tests' result when the stage ran tests.
  */
-export function runnerStdout(stage: string, regions: readonly string[]): string {
+export function runnerStdout(stage: string, regions: readonly string[], tests?: StageResult["tests"]): string {
   const sorted = [...regions].sort();
   const amis = Object.fromEntries(sorted.map((r) => [r, fakeAmi(stage, r)]));
   const result: StageResult = {
@@ -72,6 +75,7 @@ export function runnerStdout(stage: string, regions: readonly string[]): string 
     logFile: `.packer-logs/${stage}/packer-20250101T000000Z.log`,
     builderId: "mitchellh.amazonebs",
     packerVersion: "1.11.2",
+    ...(tests !== undefined ? { tests } : {}),
   };
   return `${JSON.stringify(result)}\n`;
 }
@@ -127,6 +131,8 @@ export interface RunOptions {
   projectRoot?: string;
   /** The program's environment; defaults to BUILDER_ENV. */
   env?: NodeJS.ProcessEnv;
+  /** What aws.ec2.getAmi finds (resolveSourceAmi); an Error makes the lookup fail. */
+  sourceImage?: string | Error;
 }
 
 /** What a user exports before an `up` (README: Set-up): the builder's own address. */
@@ -155,10 +161,16 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
   const raw = { ...readStackFileConfig(PROJECT_ROOT, options.stack), ...options.config };
   for (const key of options.without ?? []) delete raw[key];
   const regions = [raw[`${PROJECT}:region`]!, ...JSON.parse(raw[`${PROJECT}:amiRegions`] ?? "[]")] as string[];
-  const stdout = options.stdout ?? ((stage: string) => runnerStdout(stage, regions));
+  // As the runner reports a build whose image tests all passed (it fails any other).
+  const testsOf = (create: string) => {
+    const count = commandVars(create)["image_tests_count"];
+    return count === undefined ? undefined : { passed: true, count: Number(count) };
+  };
+  const stdout = options.stdout ?? ((stage: string, create: string) => runnerStdout(stage, regions, testsOf(create)));
 
   const resources: RecordedResource[] = [];
   const calls: string[] = [];
+  const callArgs: ProgramRun["callArgs"] = [];
   await pulumi.runtime.setMocks(
     {
       async newResource(args) {
@@ -184,6 +196,12 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
       },
       call(args) {
         calls.push(args.token);
+        callArgs.push({ token: args.token, inputs: args.inputs });
+        if (args.token === "aws:ec2/getAmi:getAmi") {
+          const found = options.sourceImage ?? "ami-0a1b2c3d4e5f60718";
+          if (found instanceof Error) throw found;
+          return { id: found, imageId: found, name: "al2023-ami-2023.6.20260101.0-kernel-6.1-x86_64" };
+        }
         if (args.token === "aws:ec2/getVpc:getVpc") return { id: "vpc-0d0e0f0a0b0c0d0e0", cidrBlock: "172.31.0.0/16" };
         if (args.token === "aws:ec2/getSubnets:getSubnets") return { ids: ["subnet-0bbbbbbbbbbbbbbbb", "subnet-0aaaaaaaaaaaaaaaa"] };
         if (args.token === "aws:ec2/getSubnet:getSubnet") {
@@ -222,7 +240,7 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
 
   pulumi.runtime.setAllConfig(raw);
   const { default: jiraImages } = await import("../../index.ts");
-  const run: ProgramRun = { resources, calls, outputs: {} };
+  const run: ProgramRun = { resources, calls, callArgs, outputs: {} };
   // A value that fails inside an apply and feeds a resource input surfaces as an unhandled
   // rejection (the CLI then fails the program) while the resource's outputs never settle.
   let failed: (reason: unknown) => void = () => {};

@@ -13,6 +13,7 @@ import { loadStackConfigFile } from "../../src/config.ts";
 import type { StageDefinition, VarValue } from "../../src/stages.ts";
 import { declareStages } from "../../stages/index.ts";
 import { jiraInstaller } from "../../stages/jira.ts";
+import { stageCheckNames } from "../../src/image-tests.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const PARENT_AMI = "ami-0123456789abcdef0";
@@ -21,7 +22,7 @@ const STACKS = ["dev", "prod"] as const;
 
 /**
  * `packer validate` of one stage with what the program passes it: its stack's variables and var
- * files, plus what the pipeline and the runner add (parent AMI, inputs hash, manifest path) and
+ * files, plus what the pipeline and the runner add (parent AMI, inputs hash, image tests, manifest path) and
  * the builder's address. The installer pin, normally read from packer/files/SHA256SUMS, is a
  * stand-in value here.
  */
@@ -30,6 +31,8 @@ function validateArgs(stage: StageDefinition): string[] {
     ...stage.vars,
     ...(stage.parent !== undefined ? { source_ami: PARENT_AMI } : {}),
     inputs_hash: INPUTS_HASH,
+    image_test_suites: stage.tests ?? [],
+    image_tests_count: String(stageCheckNames(stage.name, stage.tests ?? [], ROOT).length),
     manifest_path: "manifest.json",
     ssh_source_cidrs: ["203.0.113.7/32"],
   };

@@ -1,6 +1,6 @@
 #!/bin/bash
-# The last step of every stage: takes off the image what every instance launched from it would
-# otherwise share. Runs as root on the build instance; each stage folder links it in as
+# The step before the image tests in every stage: takes off the image what every instance launched
+# from it would otherwise share. Runs as root on the build instance; each stage folder links it in as
 # scripts/image-cleanup.sh (so it counts in the stage's template hash).
 # TARGET_ROOT (default: empty) prefixes every path, so that it can be tested in a scratch folder.
 set -euo pipefail

@@ -1,0 +1,1 @@
+../common/image-tests.pkr.hcl

@@ -1,1 +1,0 @@
-../../common/scripts/verify-jira-image.sh
