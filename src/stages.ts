@@ -38,7 +38,7 @@ export interface StageDefinition {
 }
 
 /** Variables the pipeline or the runner set; a stage declaring them is a mistake. */
-const PIPELINE_VARS: ReadonlySet<string> = new Set(["inputs_hash", "manifest_path", IMAGE_TEST_VARS.suites, IMAGE_TEST_VARS.count]);
+const PIPELINE_VARS: ReadonlySet<string> = new Set(["inputs_hash", "manifest_path", IMAGE_TEST_VARS.suites, IMAGE_TEST_VARS.count, "run_id"]);
 
 /** The stage that builds environment `env`'s image. */
 export function customStageName(env: string): string {

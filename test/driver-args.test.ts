@@ -22,6 +22,7 @@ describe("driver command line (parseArgs)", () => {
       format: "markdown",
       verbose: false,
       yes: false,
+      apply: false,
     });
     assert.deepEqual(parseDriverArgs(["destroy", "--yes", "--stack=dev", "--verbose"]), {
       command: "destroy",
@@ -29,6 +30,7 @@ describe("driver command line (parseArgs)", () => {
       format: "text",
       verbose: true,
       yes: true,
+      apply: false,
     });
   });
 
@@ -40,7 +42,7 @@ describe("driver command line (parseArgs)", () => {
     assert.match(usageMessage(["outputs", "--stack", "dev", "--verbose"]), /--verbose applies to preview, up, destroy only/);
     assert.match(usageMessage(["plan", "--stack", "dev", "--format", "html"]), /--format must be text or markdown, not "html"/);
     assert.match(usageMessage(["up", "down", "--stack", "dev"]), /one command only \(got "up" and "down"\)/);
-    assert.match(usageMessage(["deploy", "--stack", "dev"]), /unknown command "deploy" \(expected one of plan, preview, up, destroy, outputs, prune, promote\)/);
+    assert.match(usageMessage(["deploy", "--stack", "dev"]), /unknown command "deploy" \(expected one of plan, preview, up, destroy, outputs, prune, sweep, promote\)/);
     assert.match(usageMessage(["--stack", "dev"]), /a command is required/);
     assert.match(usageMessage(["up"]), /--stack <name> is required/);
     assert.match(usageMessage(["up", "--stack", "../prod"]), /"\.\.\/prod" is not a valid stack name/);
@@ -55,7 +57,7 @@ describe("driver command line (parseArgs)", () => {
       stage: "base",
     });
     assert.match(usageMessage(["promote", "--from", "dev"]), /promote needs --from <stack> and --to <stack>/);
-    assert.match(usageMessage(["promote", "--from", "dev", "--to", "prod", "--stack", "prod"]), /--stack applies to plan, preview, up, destroy, outputs, prune only/);
+    assert.match(usageMessage(["promote", "--from", "dev", "--to", "prod", "--stack", "prod"]), /--stack applies to plan, preview, up, destroy, outputs, prune, sweep only/);
     assert.match(usageMessage(["up", "--stack", "dev", "--from", "qa"]), /--from applies to promote only/);
     assert.match(usageMessage(["promote", "--from", "acme/dev", "--to", "prod"]), /--from "acme\/dev" is not a stack name \(dev\) or org\/project\/stack/);
     assert.match(usageMessage(["promote", "--from", "dev", "--to", "a/b/prod"]), /"a\/b\/prod" is not a valid stack name/);
@@ -77,9 +79,10 @@ describe("driver command line (parseArgs)", () => {
   });
 
   it("the usage lists every command and, per option, the commands that take it", () => {
-    assert.match(USAGE, /^usage: npm run pipeline -- <plan\|preview\|up\|destroy\|outputs\|prune> --stack <dev\|prod> \[options\]$/m);
+    assert.match(USAGE, /^usage: npm run pipeline -- <plan\|preview\|up\|destroy\|outputs\|prune\|sweep> --stack <dev\|prod> \[options\]$/m);
     assert.match(USAGE, /^ {2}--format <text\|markdown> +plan: Markdown table/m);
     assert.match(USAGE, /^ {2}--yes +destroy: confirm destroy$/m);
+    assert.match(USAGE, /^ {2}--apply +prune, sweep: remove what it finds \(prune: deregister the images, delete their snapshots\); default: a dry run$/m);
     assert.match(USAGE, /^ {2}--stack <name> +stack \(a Pulumi\.<name>\.yaml must exist\)$/m);
     assert.match(USAGE, /^ {7}npm run pipeline -- promote --from <stack> --to <stack> \[--stage <stage>\]$/m);
     assert.match(USAGE, /^ {2}--stage <stage> +promote: stage promoted with its ancestors \(default jira\)$/m);

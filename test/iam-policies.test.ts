@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { INSTANCE_ROLE_BOUNDARY } from "../src/iam.ts";
+import { SWEEP_ACTIONS } from "../src/lifecycle/sweep-ec2.ts";
 import { MOCK_ACCOUNT, runProgram } from "./helpers/pulumi-mocks.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -184,6 +185,9 @@ describe("IAM policies for CI (docs/iam)", () => {
       for (const action of ["ec2:AttachVolume", "ec2:CopyImage", "ec2:CreateImage", "ec2:CreateKeyPair", "ec2:CreateSnapshot", "ec2:CreateVolume", "ec2:DeleteVolume", "ec2:DescribeImageAttribute", "ec2:DescribeInstanceStatus", "ec2:DescribeRegions", "ec2:DetachVolume", "ec2:GetPasswordData", "ec2:RegisterImage", "ec2:RunInstances", "ec2:StopInstances"]) {
         assert.ok(actions(packer).includes(action), action);
       }
+      // npm run pipeline -- sweep runs with the deploy role: every EC2 action it calls.
+      const sweep = deploy.Statement.find((s) => s.Sid === "Sweep")!;
+      assert.deepEqual(actions(sweep), [...SWEEP_ACTIONS], "the Sweep statement lists exactly what sweep calls (src/lifecycle/sweep-ec2.ts)");
       const other = read(`deploy-${env === "dev" ? "prod" : "dev"}-policy.json`);
       assert.equal(JSON.stringify(deploy).replaceAll(`${env}-instance`, "ENV-instance"), JSON.stringify(other).replaceAll(/(dev|prod)-instance/g, "ENV-instance"), "dev and prod differ only in the role names");
     });

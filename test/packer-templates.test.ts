@@ -19,6 +19,7 @@ const PARENT_AMI = "ami-0123456789abcdef0";
 const INPUTS_HASH = `sha256:${"ab".repeat(32)}`;
 const BUILDER_CIDRS = '["203.0.113.7/32"]';
 const INSTALLER_SHA256 = "cd".repeat(32);
+const RUN_ID = "20261204T190804Z-1a2b3c4d";
 
 function requireTool(command: string, aptPackage: string): void {
   const probe = spawnSync("sh", ["-c", `command -v ${command}`]);
@@ -378,7 +379,8 @@ describe("packer templates (real Packer 1.6.6)", function () {
   });
 
   it("declares every contract variable in every stage", async function () {
-    const common = ["stage", "stack", "inputs_hash", "region", "ami_regions", "build_instance_type", "ssh_username", "manifest_path", "image_test_suites", "image_tests_count"];
+    // run_id comes from the runner, not the program, but every stage must declare it for the runner to pass it.
+    const common = ["stage", "stack", "inputs_hash", "run_id", "region", "ami_regions", "build_instance_type", "ssh_username", "manifest_path", "image_test_suites", "image_tests_count"];
     const expected: Record<string, string[]> = {
       base: [...common, "source_ami", "source_ami_owners", "source_ami_name_filter"],
       jira: [...common, "source_ami", "jira_version", "jira_installer_sha256"],
@@ -399,7 +401,7 @@ describe("packer templates (real Packer 1.6.6)", function () {
       ["jira", "packer/jira", []],
       ["custom-prod", "packer/custom", ["-var-file", "packer/custom/prod.pkrvars.hcl"]],
     ] as const) {
-      const vars = contractVars(stage, join(scratch, "inspect.json"));
+      const vars: Record<string, string> = { ...contractVars(stage, join(scratch, "inspect.json")), run_id: RUN_ID };
       const result = await packer(["inspect", ...varArgs(vars), ...extra, dir], { PKR_VAR_ssh_source_cidrs: BUILDER_CIDRS });
       assert.equal(result.exitCode, 0, result.stderr);
       const amiName = inspectLocal(result.stdout, "ami_name");
@@ -419,11 +421,15 @@ describe("packer templates (real Packer 1.6.6)", function () {
       assert.equal(Number(vars.image_tests_count), { base: 4, jira: 18, "custom-prod": 21 }[stage]);
       assert.ok(mapEntries(inspectLocal(result.stdout, "run_tags"))["jira-images:stage"] === stage, "run_tags lack the stage");
       assert.equal(mapEntries(inspectLocal(result.stdout, "run_tags"))["jira-images:stack"], "prod", "run_tags lack the stack");
+      // run_tags reach the instance, its security group and key pair (amazon plugin 1.8); the volumes get run_volume_tags.
+      assert.equal(mapEntries(inspectLocal(result.stdout, "run_tags"))["jira-images:run-id"], RUN_ID, "run_tags lack the run id");
+      assert.equal(tags["jira-images:run-id"], RUN_ID, "the AMI lacks the run id");
 
       const text = await stageText(dir.replace("packer/", ""));
       assert.match(text, /^\s*tags\s*=\s*local\.lineage_tags$/m);
       assert.match(text, /^\s*snapshot_tags\s*=\s*local\.lineage_tags$/m);
       assert.match(text, /^\s*run_tags\s*=\s*local\.run_tags$/m);
+      assert.match(text, /^\s*run_volume_tags\s*=\s*local\.run_tags$/m);
     }
   });
 

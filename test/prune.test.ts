@@ -258,6 +258,6 @@ describe("prune: the command line", () => {
   it("refuses bad values and prune's options on other commands", () => {
     assert.throws(() => parseDriverArgs(["prune", "--stack", "dev", "--keep", "two"]), /pipeline-usage: --keep must be a whole number from 0/);
     assert.throws(() => parseDriverArgs(["prune", "--stack", "dev", "--older-than", "0"]), /--older-than must be a whole number from 1/);
-    assert.throws(() => parseDriverArgs(["up", "--stack", "dev", "--apply"]), /--apply applies to prune only/);
+    assert.throws(() => parseDriverArgs(["up", "--stack", "dev", "--apply"]), /--apply applies to prune, sweep only/);
   });
 });

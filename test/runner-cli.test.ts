@@ -8,11 +8,13 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { basename, dirname, join } from "node:path";
 import { execa } from "execa";
 import { StageResultSchema, type StageResult } from "../src/runner/result.ts";
+import { liveRunIds } from "../src/runner/run-marker.ts";
 import {
   FAKE_PACKER,
   LOGS,
   PREFIX_LINE,
   ROOT,
+  RUN_ID_VARIABLE,
   lfsPointerText,
   makeTemplate,
   providerCommand,
@@ -267,7 +269,7 @@ describe("stage runner CLI (stand-in packer): interrupts, SIGKILL and timeout", 
       "--stage",
       "jira",
       "--template",
-      makeTemplate(dir),
+      makeTemplate(dir, { extra: RUN_ID_VARIABLE }),
       "--log-dir",
       join(dir, "logs"),
       "--secret-var",
@@ -305,11 +307,16 @@ describe("stage runner CLI (stand-in packer): interrupts, SIGKILL and timeout", 
     child.kill("SIGKILL");
     const killed = await child;
     assert.equal(killed.signal, "SIGKILL");
+    // The runner is gone but its Packer still cleans up: the build counts as live for sweep.
+    const runId = String((readRecord(record).find((e) => e.event === "start")!["argv"] as string[]).find((a) => a.startsWith("run_id=")) ?? "").slice("run_id=".length);
+    assert.ok(liveRunIds(dir).has(runId), `run ${runId} live while Packer cleans up`);
     await waitFor("Packer's cleanup", () => readRecord(record).some((e) => e.event === "cleaned-up"));
     const interrupted = readRecord(record).find((e) => e.event === "interrupted")!;
     assert.equal(interrupted["signal"], "SIGINT");
     await waitFor("Packer and the watchdog to exit", () => survivors({ text: dir }).length === 0, 10_000);
     const logDir = join(dir, "logs");
+    assert.deepEqual(readdirSync(logDir).filter((f) => f.endsWith(".run.json")), [], "the watchdog removed the live-run marker");
+    assert.ok(!liveRunIds(dir).has(runId));
     const logText = readFileSync(join(logDir, readdirSync(logDir).find((f) => f.endsWith(".log"))!), "utf8");
     assert.match(logText, /stage-runner watchdog: runner \(pid \d+\) is gone; interrupting Packer/);
     assert.match(logText, /Cleanly cancelled builds after being interrupted\./);

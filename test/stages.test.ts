@@ -79,8 +79,8 @@ describe("stage declarations", () => {
     assertStageError([stage("base"), stage("jira", "base")], "STAGE_TEMPLATE_MISSING", /stage jira: template folder packer\/jira does not exist/, fakeFs(["packer/jira"])));
   it("rejects a template folder without templates", () =>
     assertStageError([stage("base")], "STAGE_TEMPLATE_MISSING", /packer\/base holds no \*\.pkr\.hcl/, fakeFs([], ["packer/base"])));
-  it("rejects a stage that sets a variable the pipeline sets (inputs_hash, manifest_path)", () => {
-    for (const reserved of ["inputs_hash", "manifest_path"]) {
+  it("rejects a stage that sets a variable the pipeline or the runner sets (inputs_hash, manifest_path, run_id)", () => {
+    for (const reserved of ["inputs_hash", "manifest_path", "run_id"]) {
       assertStageError([stage("a", undefined, { vars: { region: "eu-west-1", [reserved]: "x" } })], "STAGE_INVALID", new RegExp(`stage a sets ${reserved}, which the pipeline sets itself`));
     }
   });

@@ -24,17 +24,22 @@ locals {
     "jira-images:inputs-hash"     = var.inputs_hash
     "jira-images:build-time"      = local.build_time
     "jira-images:build-region"    = "{{ .BuildRegion }}"
+    "jira-images:run-id"          = var.run_id
     "jira-images:managed-by"      = "packer"
     # The image tests ran last on the build instance: an AMI exists only when every check passed.
     "jira-images:tests"       = "passed"
     "jira-images:tests-count" = format("%d", var.image_tests_count)
   })
 
+  # The amazon plugin (1.8) puts run_tags on the build instance, the temporary security group and
+  # key pair and the intermediate image; run_volume_tags on the launch volumes. The run id ties
+  # them to one runner, which is how sweep tells a dead build's leftovers from a live build.
   run_tags = merge(local.stage_run_tags, {
     Name                      = "packer-builder ${local.ami_name}"
     "jira-images:stage"       = local.stage
     "jira-images:stack"       = var.stack
     "jira-images:inputs-hash" = var.inputs_hash
+    "jira-images:run-id"      = var.run_id
     "jira-images:managed-by"  = "packer"
   })
 }

@@ -17,6 +17,12 @@ variable "stack" {
   description = "Pulumi stack that builds the image (dev, prod); recorded as the jira-images:stack tag, which the stage's delete step checks before deregistering."
 }
 
+variable "run_id" {
+  type        = string
+  default     = "manual"
+  description = "The stage runner's id of this build (set by the runner, never by a stage); tagged as jira-images:run-id on the build instance, its volumes, security group and key pair and on the AMI, so that sweep can tell a dead build's leftovers from a live build."
+}
+
 variable "region" {
   type        = string
   description = "AWS region to build in (the stack's region)."

@@ -3,7 +3,7 @@ import { JiraImagesError } from "../errors.ts";
 import { PromotedPinSchema } from "../config.ts";
 
 /** Commands that act on one stack (`--stack`). */
-export const STACK_COMMANDS = ["plan", "preview", "up", "destroy", "outputs", "prune"] as const;
+export const STACK_COMMANDS = ["plan", "preview", "up", "destroy", "outputs", "prune", "sweep"] as const;
 export type StackCommand = (typeof STACK_COMMANDS)[number];
 export const COMMANDS = [...STACK_COMMANDS, "promote"] as const;
 export type DriverCommand = (typeof COMMANDS)[number];
@@ -18,6 +18,8 @@ export interface StackCommandArgs {
   verbose: boolean;
   /** `destroy` terminates the stack's instances: it is never run without this explicit consent. */
   yes: boolean;
+  /** `sweep` removes what it finds only with this; without it, it prints what it would remove. */
+  apply: boolean;
   /** Only for `prune`. */
   prune?: PruneOptions;
 }
@@ -56,6 +58,7 @@ const COMMAND_HELP: Record<DriverCommand, string> = {
   destroy: "destroy the stack's resources (needs --yes)",
   outputs: "print the stack outputs as JSON on stdout",
   prune: "list the stack's old images no stack or instance uses (dry run); --apply removes them",
+  sweep: "find what killed builds left (instances, volumes, groups, key pairs, unreferenced AMIs); --apply removes it",
   promote: "pin --from's tested image in Pulumi.<to>.yaml (a local file only); print what --to's next up rebuilds",
 };
 
@@ -76,7 +79,7 @@ const OPTIONS = {
   yes: { type: "boolean", help: "confirm destroy", commands: ["destroy"] },
   keep: { type: "string", value: "<n>", help: `keep the newest n images of each stage per region (${PRUNE_DEFAULTS.keep})`, commands: ["prune"] },
   "older-than": { type: "string", value: "<days>", help: `keep images younger than this (${PRUNE_DEFAULTS.olderThanDays})`, commands: ["prune"] },
-  apply: { type: "boolean", help: "deregister the images and delete their snapshots", commands: ["prune"] },
+  apply: { type: "boolean", help: "remove what it finds (prune: deregister the images, delete their snapshots); default: a dry run", commands: ["prune", "sweep"] },
   from: { type: "string", value: "<stack>", help: "stack whose image is promoted (dev or org/project/stack)", commands: ["promote"] },
   to: { type: "string", value: "<stack>", help: "stack that takes it (its Pulumi.<stack>.yaml is written)", commands: ["promote"] },
   stage: { type: "string", value: "<stage>", help: `stage promoted with its ancestors (default ${DEFAULT_PROMOTED_STAGE})`, commands: ["promote"] },
@@ -153,6 +156,7 @@ export function parseDriverArgs(argv: readonly string[]): DriverArgs {
     format: format ?? "text",
     verbose: values.verbose ?? false,
     yes: values.yes ?? false,
+    apply: values.apply ?? false,
     ...(command === "prune"
       ? {
           prune: {

@@ -75,6 +75,11 @@ export async function runPipeline(argv: readonly string[], deps: DriverDeps): Pr
   if (args.command === "plan") {
     return deps.plan({ stack: args.stack, format: args.format, root: deps.root, env: deps.env }, deps.io);
   }
+  if (args.command === "sweep") {
+    const { automationStateReader, runSweep } = await import("./sweep-command.ts");
+    const readState = async (stack: string) => (await automationStateReader(deps.root, deps.env))(stack);
+    return runSweep({ stack: args.stack, apply: args.apply }, { root: deps.root, env: deps.env, io: deps.io, now: deps.now, readState });
+  }
   if (args.command === "prune") {
     try {
       const pulumiCommand = await deps.detectCli();

@@ -16,6 +16,8 @@ export interface Template {
   files: string[];
   /** The template declares `variable "manifest_path"`, so the runner passes a per-run path. */
   declaresManifestPath: boolean;
+  /** The template declares `variable "run_id"`, so the runner passes its run id (the resources' run tag). */
+  declaresRunId: boolean;
   /** The template declares `variable "ssh_source_cidrs"`, whose value the runner checks first. */
   declaresSshSourceCidrs: boolean;
   /** Directory whose files hold a `required_plugins` block (the template dir or its parent). */
@@ -129,16 +131,19 @@ export async function inspectTemplate(templateArg: string, cwd: string): Promise
     fail("TEMPLATE_NOT_FOUND", `template ${templateArg} is neither a directory nor a JSON template file`);
   }
   let declaresManifestPath = false;
+  let declaresRunId = false;
   let declaresSshSourceCidrs = false;
   let requiredPluginsInTemplate = false;
   for (const file of files) {
     const text = await readFile(file, "utf8");
     if (HCL_TEMPLATE.test(file)) {
       declaresManifestPath ||= hclDeclaresVariable(text, "manifest_path");
+      declaresRunId ||= hclDeclaresVariable(text, "run_id");
       declaresSshSourceCidrs ||= hclDeclaresVariable(text, SSH_CIDRS_VARIABLE);
       requiredPluginsInTemplate ||= hclHasRequiredPlugins(text);
     } else {
       declaresManifestPath ||= jsonDeclaresVariable(text, "manifest_path");
+      declaresRunId ||= jsonDeclaresVariable(text, "run_id");
       declaresSshSourceCidrs ||= jsonDeclaresVariable(text, SSH_CIDRS_VARIABLE);
     }
   }
@@ -151,6 +156,7 @@ export async function inspectTemplate(templateArg: string, cwd: string): Promise
     dir,
     files,
     declaresManifestPath,
+    declaresRunId,
     declaresSshSourceCidrs,
     requiredPluginsInTemplate,
     ...(requiredPluginsDir !== undefined ? { requiredPluginsDir } : {}),

@@ -21,6 +21,8 @@ export const StageResultSchema = z.object({
   builderId: z.string().optional(),
   packerVersion: z.string().optional(),
   packerRunUuid: z.string().optional(),
+  /** The runner's run id (`jira-images:run-id` on the build's resources); absent in results of older versions. */
+  runId: z.string().optional(),
   durationSeconds: z.number().nonnegative().optional(),
   /** The image tests the build ran on its instance; absent when the stage has none (or state from before them). */
   tests: z.object({ passed: z.boolean(), count: z.number().int().nonnegative() }).optional(),

@@ -1,5 +1,4 @@
 import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
-import { randomBytes } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
@@ -14,6 +13,7 @@ import { signalGroup } from "./processes.ts";
 import { CredentialScanner, redactFileInPlace, Redactor, SECRET_VARS_ENV } from "./redact.ts";
 import { StageResultSchema, type StageResult, type StageTests } from "./result.ts";
 import { IMAGE_TEST_VARS } from "../image-tests.ts";
+import { LiveRunMarker, markerPath, newRunId } from "./run-marker.ts";
 
 export const EXIT = {
   packerFailed: 1,
@@ -56,11 +56,6 @@ export class StageFailure extends Error {
 const WATCHDOG = fileURLToPath(new URL("./watchdog.sh", import.meta.url));
 const REDACT_LOG = fileURLToPath(new URL("./redact-log.ts", import.meta.url));
 const TSX_LOADER = import.meta.resolve("tsx");
-
-function logFileName(now: Date): string {
-  const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
-  return `${stamp}-${randomBytes(3).toString("hex")}`;
-}
 
 /**
  * Decoded Packer errors for the user, most specific first: the `ui,error` messages in order, or the
@@ -167,10 +162,12 @@ class Runner {
 
     const logDir = resolve(io.cwd, args.logDir ?? join(".packer-logs", args.stage));
     mkdirSync(logDir, { recursive: true });
-    const base = logFileName(new Date());
-    const logFile = join(logDir, `${base}.log`);
-    const manifestPath = pre.template.declaresManifestPath ? join(logDir, `${base}.manifest.json`) : undefined;
+    const runId = newRunId(new Date(this.started));
+    const logFile = join(logDir, `${runId}.log`);
+    const manifestPath = pre.template.declaresManifestPath ? join(logDir, `${runId}.manifest.json`) : undefined;
     const logFd = openSync(logFile, "a", 0o600);
+    // Tells `sweep` on this machine that the resources tagged with this run id belong to a live build.
+    const marker = new LiveRunMarker(markerPath(logDir, runId), runId, this.args.stage, new Date(this.started));
     let timer: NodeJS.Timeout | undefined;
     try {
       io.stderr(`packer build started; log: ${logFile}`);
@@ -179,13 +176,15 @@ class Runner {
       }
       if (initDir !== undefined) await this.init(bin, initDir, logFd, logFile);
       this.stopIfSignalled(logFile);
-      const build = await this.build(bin, this.buildArgs(pre, manifestPath), logFd, logFile);
+      const runIdVar = pre.template.declaresRunId ? runId : undefined;
+      const build = await this.build(bin, this.buildArgs(pre, manifestPath, runIdVar), logFd, logFile, marker);
       // A stage whose image exists is not failed for want of a version string.
       const packerVersionText = await versionLookup.catch(() => undefined);
-      return await this.outcome(build, { logFile, manifestPath, packerVersion: packerVersionText });
+      return await this.outcome(build, { logFile, manifestPath, packerVersion: packerVersionText, runId });
     } finally {
       if (timer) clearTimeout(timer);
       closeSync(logFd);
+      marker.remove();
     }
   }
 
@@ -197,14 +196,17 @@ class Runner {
     }
   }
 
-  private buildArgs(pre: Preflight, manifestPath: string | undefined): string[] {
+  private buildArgs(pre: Preflight, manifestPath: string | undefined, runId: string | undefined): string[] {
     const argv = ["build", "-machine-readable"];
     for (const [key, value] of this.args.vars) {
       // The runner owns manifest_path: a fresh file per run, so no earlier run's builds can leak in.
       if (manifestPath !== undefined && key === "manifest_path") continue;
+      // And run_id: the tag that ties the build's resources to this run's live marker.
+      if (runId !== undefined && key === "run_id") continue;
       argv.push("-var", `${key}=${value}`);
     }
     if (manifestPath !== undefined) argv.push("-var", `manifest_path=${manifestPath}`);
+    if (runId !== undefined) argv.push("-var", `run_id=${runId}`);
     for (const file of pre.varFiles) argv.push("-var-file", file);
     argv.push(pre.template.buildPath);
     return argv;
@@ -233,9 +235,10 @@ class Runner {
     }
   }
 
-  private async build(bin: string, argv: string[], logFd: number, logFile: string): Promise<BuildRun> {
+  private async build(bin: string, argv: string[], logFd: number, logFile: string, marker: LiveRunMarker): Promise<BuildRun> {
     const packer = startPacker(bin, argv, { logFd, env: this.io.env, cwd: this.io.cwd });
     this.active = packer;
+    if (packer.pid > 0) marker.packerStarted(packer.pid);
     const watchdog = packer.pid > 0 ? this.startWatchdog(packer.pid, logFile) : undefined;
     if (this.signal !== undefined || this.timedOut) packer.interrupt();
 
@@ -286,7 +289,7 @@ class Runner {
 
   private async outcome(
     build: BuildRun,
-    run: { logFile: string; manifestPath: string | undefined; packerVersion: string | undefined },
+    run: { logFile: string; manifestPath: string | undefined; packerVersion: string | undefined; runId: string },
   ): Promise<StageResult> {
     const { exit, stream } = build;
     const logLine = `log: ${run.logFile}`;
@@ -388,7 +391,7 @@ class Runner {
         );
       }
     }
-    return this.result(image, run.logFile, run.packerVersion, packerRunUuid, tests);
+    return this.result(image, run.logFile, run.packerVersion, packerRunUuid, tests, run.runId);
   }
 
   /**
@@ -448,9 +451,11 @@ class Runner {
     packerVersion: string | undefined,
     packerRunUuid: string | undefined,
     tests: StageTests | undefined,
+    runId: string,
   ): StageResult {
     return StageResultSchema.parse({
       stage: this.args.stage,
+      runId,
       amiId: image.amiId,
       region: image.region,
       amis: image.amis,

@@ -44,3 +44,5 @@ done
 kill -TERM "-$packer" 2>/dev/null
 note "Packer has exited"
 "$node" --import "$tsx" "$redact" "$log" || note "redacting the log failed (exit $?)"
+# The runner's live-run marker (run-marker.ts): the build is over, so sweep may now treat what it left as dead.
+rm -f "${log%.log}.run.json"

@@ -165,6 +165,7 @@ describe("stage runner with the real amazon-ebs builder against moto (emulated E
       assert.equal(tags["jira-images:parent-ami"], sourceAmi, "the template's {{ .SourceAMI }} was not filled in");
       assert.equal(tags["jira-images:build-region"], BUILD_REGION);
       assert.equal(tags.Name, image.Name);
+      assert.equal(tags["jira-images:run-id"], result.runId, "the AMI lacks the runner's run id");
 
       const snapshotIds = (image.BlockDeviceMappings ?? []).flatMap((m) => (m.Ebs?.SnapshotId ? [m.Ebs.SnapshotId] : []));
       assert.ok(snapshotIds.length > 0, `${amiId} in ${region} has no EBS snapshot`);
@@ -191,6 +192,34 @@ describe("stage runner with the real amazon-ebs builder against moto (emulated E
     assert.equal(launch.params["MetadataOptions.HttpTokens"], "required", "the build instance accepts IMDSv1");
     assert.equal(launch.params["MetadataOptions.HttpPutResponseHopLimit"], "1");
     assert.equal(launch.params["BlockDeviceMapping.1.Ebs.Encrypted"], "true", "the launch volume is not encrypted");
+    // Every temporary resource carries the run id and the stage (run_tags, run_volume_tags), so that sweep finds what a killed build leaves.
+    assert.match(result.runId ?? "", /^\d{8}T\d{6}Z-[0-9a-f]{8}$/);
+    const tagSpecs = (params: Record<string, string>) => {
+      const specs: Record<string, Record<string, string>> = {};
+      for (const [key, value] of Object.entries(params)) {
+        const m = /^TagSpecification\.(\d+)\.Tag\.(\d+)\.(Key|Value)$/.exec(key);
+        if (m) ((specs[m[1]!] ??= {})[`${m[2]}.${m[3]}`] = value);
+      }
+      return Object.entries(specs).map(([i, kv]) => ({
+        type: params[`TagSpecification.${i}.ResourceType`],
+        tags: Object.fromEntries(Object.keys(kv).filter((k) => k.endsWith(".Key")).map((k) => [kv[k]!, kv[k.replace(/Key$/, "Value")] ?? ""])),
+      }));
+    };
+    const runTagged = (action: string, params: Record<string, string>, type: string) => {
+      const spec = tagSpecs(params).find((t) => t.type === type);
+      assert.equal(spec?.tags["jira-images:run-id"], result.runId, `${action}: the ${type} lacks the run id`);
+      assert.equal(spec?.tags["jira-images:stage"], STAGE, `${action}: the ${type} lacks the stage`);
+      assert.equal(spec?.tags["jira-images:stack"], STACK, `${action}: the ${type} lacks the stack`);
+    };
+    runTagged("RunInstances", launch.params, "instance");
+    runTagged("RunInstances", launch.params, "volume");
+    const ofRun = (r: { params: Record<string, string> }) => Object.values(r.params).includes(result.runId!);
+    const [group] = (await moto.requests("CreateSecurityGroup")).filter(ofRun);
+    assert.ok(group, "the temporary security group was created without the run id");
+    runTagged("CreateSecurityGroup", group.params, "security-group");
+    const [keyPair] = (await moto.requests("CreateKeyPair")).filter(ofRun);
+    assert.ok(keyPair, "the temporary key pair was created without the run id");
+    runTagged("CreateKeyPair", keyPair.params, "key-pair");
     const ingress = (await moto.requests("AuthorizeSecurityGroupIngress")).flatMap((r) =>
       Object.entries(r.params).filter(([key]) => /IpRanges\.\d+\.CidrIp$|Ipv6Ranges\.\d+\.CidrIpv6$/.test(key)).map(([, cidr]) => cidr),
     );
