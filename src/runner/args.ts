@@ -1,3 +1,4 @@
+import { parseArgs as parseCommandLine } from "node:util";
 import { JiraImagesError } from "../errors.ts";
 
 export interface RunnerArgs {
@@ -74,89 +75,80 @@ function nonEmpty(flag: string, value: string): string {
   return value;
 }
 
-const VALUE_FLAGS = ["--stage", "--template", "--var", "--secret-var", "--var-file", "--input", "--require", "--log-dir", "--timeout"];
+const OPTIONS = {
+  stage: { type: "string" },
+  template: { type: "string" },
+  var: { type: "string", multiple: true },
+  "secret-var": { type: "string", multiple: true },
+  "var-file": { type: "string", multiple: true },
+  input: { type: "string", multiple: true },
+  require: { type: "string", multiple: true },
+  "log-dir": { type: "string" },
+  timeout: { type: "string" },
+  help: { type: "boolean" },
+} as const;
+const SINGLE = ["stage", "template", "log-dir", "timeout"] as const;
+
+/** parseArgs's own messages are long and generic; ours name the option as the usage spells it. */
+function parseError(error: unknown): JiraImagesError {
+  const code = (error as { code?: unknown }).code;
+  const message = error instanceof Error ? error.message : String(error);
+  const option = /'(-[^' ]*)/.exec(message)?.[1];
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return usageError(`unknown option ${option ?? message}`);
+  if (code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") {
+    return usageError(`unexpected argument ${JSON.stringify(/'([^']*)'/.exec(message)?.[1] ?? message)}`);
+  }
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && message.includes("argument missing")) {
+    return usageError(`${option ?? "an option"} needs a value`);
+  }
+  return usageError(message);
+}
 
 export function parseArgs(argv: readonly string[]): ParsedCommandLine {
-  let stage: string | undefined;
-  let template: string | undefined;
-  let logDir: string | undefined;
-  let timeoutSeconds: number | undefined;
-  const vars: Array<[string, string]> = [];
-  const secretVars: string[] = [];
-  const varFiles: string[] = [];
-  const inputs: string[] = [];
-  const requires: string[] = [];
-
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === "--help" || arg === "-h") return { kind: "help" };
-    const eq = arg.indexOf("=");
-    const flag = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
-    if (!VALUE_FLAGS.includes(flag)) {
-      throw usageError(arg.startsWith("-") ? `unknown option ${arg}` : `unexpected argument ${JSON.stringify(arg)}`);
-    }
-    let value: string;
-    if (flag !== arg) {
-      value = arg.slice(eq + 1);
-    } else {
-      const next = argv[i + 1];
-      if (next === undefined) throw usageError(`${flag} needs a value`);
-      value = next;
-      i++;
-    }
-    switch (flag) {
-      case "--stage":
-        if (stage !== undefined) throw usageError("--stage given twice");
-        if (!STAGE_NAME.test(value)) {
-          throw usageError(`--stage ${JSON.stringify(value)}: use lower-case letters, digits and dashes`);
-        }
-        stage = value;
-        break;
-      case "--template":
-        if (template !== undefined) throw usageError("--template given twice");
-        template = nonEmpty(flag, value);
-        break;
-      case "--var":
-        vars.push(parseVar(value));
-        break;
-      case "--secret-var":
-        if (!VAR_NAME.test(value)) throw usageError(`--secret-var ${JSON.stringify(value)} is not a valid variable name`);
-        if (!secretVars.includes(value)) secretVars.push(value);
-        break;
-      case "--var-file":
-        varFiles.push(nonEmpty(flag, value));
-        break;
-      case "--input":
-        inputs.push(nonEmpty(flag, value));
-        break;
-      case "--require":
-        requires.push(nonEmpty(flag, value));
-        break;
-      case "--log-dir":
-        logDir = nonEmpty(flag, value);
-        break;
-      case "--timeout": {
-        const n = Number(value);
-        if (value.trim() === "" || !Number.isFinite(n) || n <= 0) {
-          throw usageError(`--timeout ${JSON.stringify(value)} is not a positive number of seconds`);
-        }
-        timeoutSeconds = n;
-        break;
-      }
-    }
+  if (argv.includes("--help") || argv.includes("-h")) return { kind: "help" };
+  // parseArgs would read `-var` as the short flags -v -a -r and name only `-v`.
+  const single = argv.find((arg) => /^-[^-]/.test(arg));
+  if (single !== undefined) throw usageError(`unknown option ${single}`);
+  let parsed;
+  try {
+    parsed = parseCommandLine({ args: [...argv], options: OPTIONS, strict: true, tokens: true });
+  } catch (error) {
+    throw parseError(error);
   }
+  const { values, tokens } = parsed;
+  for (const name of SINGLE) {
+    if (tokens.filter((t) => t.kind === "option" && t.name === name).length > 1) throw usageError(`--${name} given twice`);
+  }
+
+  const { stage, template } = values;
   if (stage === undefined) throw usageError("--stage is required");
+  if (!STAGE_NAME.test(stage)) throw usageError(`--stage ${JSON.stringify(stage)}: use lower-case letters, digits and dashes`);
   if (template === undefined) throw usageError("--template is required");
+  const secretVars: string[] = [];
+  for (const name of values["secret-var"] ?? []) {
+    if (!VAR_NAME.test(name)) throw usageError(`--secret-var ${JSON.stringify(name)} is not a valid variable name`);
+    if (!secretVars.includes(name)) secretVars.push(name);
+  }
+  const paths = (flag: "var-file" | "input" | "require") => (values[flag] ?? []).map((v) => nonEmpty(`--${flag}`, v));
+  const logDir = values["log-dir"] === undefined ? undefined : nonEmpty("--log-dir", values["log-dir"]);
+  let timeoutSeconds: number | undefined;
+  if (values.timeout !== undefined) {
+    const n = Number(values.timeout);
+    if (values.timeout.trim() === "" || !Number.isFinite(n) || n <= 0) {
+      throw usageError(`--timeout ${JSON.stringify(values.timeout)} is not a positive number of seconds`);
+    }
+    timeoutSeconds = n;
+  }
   return {
     kind: "run",
     args: {
       stage,
-      template,
-      vars,
+      template: nonEmpty("--template", template),
+      vars: (values.var ?? []).map(parseVar),
       secretVars,
-      varFiles,
-      inputs,
-      requires,
+      varFiles: paths("var-file"),
+      inputs: paths("input"),
+      requires: paths("require"),
       ...(logDir !== undefined ? { logDir } : {}),
       ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
     },
